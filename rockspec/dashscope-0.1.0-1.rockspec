@@ -1,0 +1,46 @@
+-- Builds offline from this checkout:
+--   luarocks --lua-version=5.4 make --deps-mode=none rockspec/dashscope-0.1.0-1.rockspec
+-- --deps-mode=none because luarocks does not see Debian's packaged rocks: install lua-cjson with
+-- apt-get (package lua-cjson) or from your own rocks server.
+rockspec_format = "3.0"
+package = "dashscope"
+version = "0.1.0-1"
+source = {
+  url = "git+file:///dev/null", -- built from a checkout with `luarocks make`
+}
+description = {
+  summary = "Alibaba Cloud DashScope video synthesis (VideoRetalk, Emoji, LivePortrait) for Lua",
+  detailed = [[
+A C module over libcurl's multi interface: submit VideoRetalk, Emoji and LivePortrait jobs from Lua
+tables checked against the documented contract, poll them without blocking, and get Lua tables back.
+]],
+  license = "MIT",
+  labels = { "dashscope", "aliyun", "video", "curl" },
+}
+dependencies = {
+  "lua >= 5.1",
+  "lua-cjson",
+}
+external_dependencies = {
+  CURL = { library = "curl" }, -- Debian keeps curl.h under /usr/include/x86_64-linux-gnu (incdirs below)
+}
+build = {
+  type = "builtin",
+  modules = {
+    dashscope = {
+      sources = { "src/buffer.c", "src/clock.c", "src/headers.c", "src/module.c", "src/request.c", "src/transport.c" },
+      libraries = { "curl" },
+      incdirs = { "$(CURL_INCDIR)", "/usr/include/x86_64-linux-gnu" },
+      libdirs = { "$(CURL_LIBDIR)" },
+      defines = { "_POSIX_C_SOURCE=200809L" },
+    },
+    ["dashscope.check"] = "src/dashscope/check.lua",
+    ["dashscope.client"] = "src/dashscope/client.lua",
+    ["dashscope.config"] = "src/dashscope/config.lua",
+    ["dashscope.errors"] = "src/dashscope/errors.lua",
+    ["dashscope.http"] = "src/dashscope/http.lua",
+    ["dashscope.json"] = "src/dashscope/json.lua",
+    ["dashscope.models"] = "src/dashscope/models.lua",
+    ["dashscope.task"] = "src/dashscope/task.lua",
+  },
+}

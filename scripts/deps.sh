@@ -1,0 +1,18 @@
+#!/bin/sh
+# Install the Debian packages named as arguments that are not installed yet, and only those.
+# Non-interactive; uses sudo when not root. Prints nothing when everything is already there.
+set -eu
+missing=""
+for pkg in "$@"; do
+    if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+        missing="$missing $pkg"
+    fi
+done
+[ -z "$missing" ] && exit 0
+echo "installing missing packages:$missing"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing

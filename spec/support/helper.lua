@@ -1,0 +1,88 @@
+-- What every spec shares: the local server's address (started by spec/with-server), its control
+-- API (reached with the curl command line, so the client under test never checks itself), and a
+-- client set up for fast tests.
+local dashscope = require("dashscope")
+local json = require("cjson")
+
+local helper = {}
+
+helper.KEY = "sk-test-0123456789abcdef"
+helper.BASE_URL = assert(os.getenv("DASHSCOPE_TEST_BASE_URL"),
+  "run the specs through spec/with-server (make test) so that the local server is up")
+helper.CONTROL = assert(os.getenv("DASHSCOPE_TEST_CONTROL"))
+helper.UNDER_VALGRIND = os.getenv("DASHSCOPE_UNDER_VALGRIND") ~= nil
+
+local function shell_quote(s)
+  return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+
+local function integers(v)
+  if type(v) == "table" then
+    for k, x in pairs(v) do v[k] = integers(x) end
+  elseif math.tointeger and type(v) == "number" then
+    return math.tointeger(v) or v
+  end
+  return v
+end
+
+--- Calls the server's control API: decoded JSON answer.
+function helper.control(method, path, body)
+  local cmd = "curl -sS --fail -X " .. method
+  if body ~= nil then
+    cmd = cmd .. " -H 'Content-Type: application/json' --data-binary " .. shell_quote(json.encode(body))
+  end
+  local p = assert(io.popen(cmd .. " " .. shell_quote(helper.CONTROL .. path)))
+  local text = p:read("*a")
+  assert(p:close(), "control call failed: " .. method .. " " .. path)
+  if text == "" then return nil end
+  return integers(json.decode(text))
+end
+
+--- Resets the server and applies `config` (see spec/server/README.md).
+function helper.reset(config)
+  helper.control("POST", "/reset")
+  if config then
+    helper.control("POST", "/config", config)
+  end
+end
+
+function helper.log()
+  return helper.control("GET", "/log")
+end
+
+function helper.stats()
+  return helper.control("GET", "/stats")
+end
+
+function helper.faults(list)
+  helper.control("POST", "/faults", { faults = list })
+end
+
+--- The received requests whose path contains `fragment`.
+function helper.requests(fragment)
+  local out = {}
+  for _, r in ipairs(helper.log()) do
+    if r.path:find(fragment, 1, true) then out[#out + 1] = r end
+  end
+  return out
+end
+
+--- A client for the local server, with a fast schedule; `opts` overrides.
+function helper.client(opts)
+  local o = { api_key = helper.KEY, base_url = helper.BASE_URL, poll_interval = 0.02,
+              max_poll_interval = 0.05, retry_base_delay = 0.01, retry_max_delay = 0.05 }
+  for k, v in pairs(opts or {}) do o[k] = v end
+  return dashscope.new(o)
+end
+
+--- Runs `fn` and returns the error message it raised (fails if it did not raise).
+function helper.raises(fn)
+  local ok, err = pcall(fn)
+  assert(not ok, "expected an error, but the call succeeded")
+  return tostring(err)
+end
+
+helper.json = json
+helper.dashscope = dashscope
+
+return helper

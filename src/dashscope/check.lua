@@ -1,0 +1,300 @@
+-- The one checker: validates a flat Lua table against a contract (a list of field rules, see
+-- models.lua and config.lua) and returns the values sorted into their places. Every misuse raises a
+-- Lua error that names the field and the rule, before anything is sent; an unknown field suggests
+-- the nearest known name.
+--
+-- A rule: { name = "video_fps", type = "integer", min = 15, max = 30, where = "parameters",
+--           required = true, values = {...} (enum), default = ... (documentation only),
+--           secret = true (never echo the value), allow_empty = true (url/string may be "") }
+local check = {}
+
+local tointeger = math.tointeger
+
+-- Edit distance, for "did you mean". Names are short, so the plain O(n*m) table is fine.
+local function distance(a, b)
+  local prev = {}
+  for j = 0, #b do prev[j] = j end
+  for i = 1, #a do
+    local cur = { [0] = i }
+    for j = 1, #b do
+      local cost = a:byte(i) == b:byte(j) and 0 or 1
+      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+    end
+    prev = cur
+  end
+  return prev[#b]
+end
+
+--- The candidate nearest to `word` (case-insensitive), if near enough to be a likely typo.
+function check.nearest(word, candidates)
+  word = tostring(word):lower()
+  local best, best_d
+  for _, c in ipairs(candidates) do
+    local d = distance(word, c:lower())
+    if c:lower():find(word, 1, true) or word:find(c:lower(), 1, true) then
+      d = math.min(d, 2)
+    end
+    if not best_d or d < best_d then
+      best, best_d = c, d
+    end
+  end
+  if best and best_d <= math.max(2, math.floor(#word / 3)) then
+    return best
+  end
+  return nil
+end
+
+local function show(value, rule)
+  if rule and rule.secret then
+    return "a " .. type(value)
+  end
+  if type(value) == "string" then
+    local s = value
+    if #s > 40 then s = s:sub(1, 37) .. "..." end
+    return string.format("%q", s)
+  end
+  if type(value) == "number" or type(value) == "boolean" or value == nil then
+    return tostring(value)
+  end
+  return "a " .. type(value)
+end
+
+local function as_integer(v)
+  if type(v) ~= "number" or v ~= v or v == math.huge or v == -math.huge then
+    return nil
+  end
+  if tointeger then
+    return tointeger(v)
+  end
+  return v == math.floor(v) and v or nil
+end
+
+local function in_range(v, rule)
+  return (rule.min == nil or v >= rule.min) and (rule.max == nil or v <= rule.max)
+end
+
+local function range_text(rule)
+  if rule.min and rule.max then
+    return " from " .. rule.min .. " to " .. rule.max
+  elseif rule.min then
+    return " of at least " .. rule.min
+  elseif rule.max then
+    return " of at most " .. rule.max
+  end
+  return ""
+end
+
+local URL_SCHEMES = { "^https?://[^/%s]", "^oss://[^%s]" }
+
+-- Each type: a function(value, rule) returning the normalised value, or nil and what it must be.
+local types = {}
+
+function types.string(v, rule)
+  if type(v) ~= "string" then
+    return nil, "must be a string"
+  end
+  if v == "" and not rule.allow_empty then
+    return nil, "must not be empty"
+  end
+  if rule.header and v:find("[%z\r\n]") then
+    return nil, "must not contain CR, LF or NUL (it goes into an HTTP header)"
+  end
+  return v
+end
+
+function types.url(v, rule)
+  if type(v) ~= "string" then
+    return nil, "must be a URL string (http://, https:// or oss://)"
+  end
+  if v == "" and rule.allow_empty then
+    return v
+  end
+  for _, pattern in ipairs(URL_SCHEMES) do
+    if v:find(pattern) then
+      return v
+    end
+  end
+  return nil, "must be an http://, https:// or oss:// URL"
+end
+
+function types.boolean(v)
+  if type(v) ~= "boolean" then
+    return nil, "must be a boolean (true or false)"
+  end
+  return v
+end
+
+function types.integer(v, rule)
+  local i = as_integer(v)
+  if i == nil or not in_range(i, rule) then
+    return nil, "must be an integer" .. range_text(rule)
+  end
+  return i
+end
+
+function types.number(v, rule)
+  if type(v) ~= "number" or v ~= v or not in_range(v, rule) then
+    return nil, "must be a number" .. range_text(rule)
+  end
+  return as_integer(v) or v
+end
+
+function types.enum(v, rule)
+  for _, allowed in ipairs(rule.values) do
+    if v == allowed then
+      return v
+    end
+  end
+  local hint = type(v) == "string" and check.nearest(v, rule.values)
+  local text = "must be one of " .. table.concat(rule.values, ", ")
+  if #rule.values > 8 then
+    text = "must be one of the " .. #rule.values .. " documented values"
+  end
+  if hint then
+    text = text .. " (did you mean " .. string.format("%q", hint) .. "?)"
+  elseif #rule.values > 8 then
+    text = text .. ": " .. table.concat(rule.values, ", ")
+  end
+  return nil, text
+end
+
+-- A box [x1, y1, x2, y2] of pixel coordinates: four non-negative integers, x1 < x2 and y1 < y2.
+function types.bbox(v)
+  local rule_text = "must be an array of 4 integers {x1, y1, x2, y2} with 0 <= x1 < x2 and 0 <= y1 < y2"
+  if type(v) ~= "table" then
+    return nil, rule_text
+  end
+  local n = 0
+  for _ in pairs(v) do n = n + 1 end
+  if n ~= 4 then
+    return nil, rule_text
+  end
+  local box = {}
+  for i = 1, 4 do
+    box[i] = as_integer(v[i])
+    if box[i] == nil or box[i] < 0 then
+      return nil, rule_text
+    end
+  end
+  if not (box[1] < box[3] and box[2] < box[4]) then
+    return nil, rule_text
+  end
+  return box
+end
+
+types["function"] = function(v)
+  if type(v) ~= "function" then
+    return nil, "must be a function"
+  end
+  return v
+end
+
+--- Raises the standard misuse error. `level` points at the caller's caller's code.
+function check.fail(what, text, level)
+  error(what .. ": " .. text, (level or 1) + 1)
+end
+
+local function names_of(contract)
+  local names = {}
+  for _, rule in ipairs(contract) do
+    names[#names + 1] = rule.name
+  end
+  return names
+end
+
+--- Checks `given` (a flat table) against `contract`. Returns a table of places: values whose rule
+--- has `where` go into out[where][name]; the others into out[name]. `what` prefixes messages
+--- ("dashscope.new", "videoretalk"); `level` is passed to error() relative to the caller.
+function check.fields(contract, given, what, level)
+  level = (level or 1) + 1
+  if type(given) ~= "table" then
+    check.fail(what, "expects a table of fields, got " .. show(given), level)
+  end
+  local by_name = {}
+  for _, rule in ipairs(contract) do
+    by_name[rule.name] = rule
+  end
+  for key in pairs(given) do
+    if not by_name[key] then
+      local hint = type(key) == "string" and check.nearest(key, names_of(contract))
+      local text = "unknown field " .. show(key)
+      if hint then
+        text = text .. " (did you mean '" .. hint .. "'?)"
+      else
+        text = text .. "; known fields: " .. table.concat(names_of(contract), ", ")
+      end
+      check.fail(what, text, level)
+    end
+  end
+  local out = {}
+  for _, rule in ipairs(contract) do
+    local value = given[rule.name]
+    if value == nil then
+      if rule.required then
+        check.fail(what, "field '" .. rule.name .. "' is required", level)
+      end
+    else
+      local ok, must = types[rule.type](value, rule)
+      if ok == nil then
+        check.fail(what, "field '" .. rule.name .. "' " .. must .. " (got " .. show(value, rule) .. ")", level)
+      end
+      if rule.where then
+        out[rule.where] = out[rule.where] or {}
+        out[rule.where][rule.name] = ok
+      else
+        out[rule.name] = ok
+      end
+    end
+  end
+  return out
+end
+
+-- True when a Lua value can be encoded as JSON without surprises: strings, finite numbers,
+-- booleans, and tables that are either arrays 1..n or have only string keys; no cycles.
+local function jsonable(v, path, seen)
+  local t = type(v)
+  if t == "string" or t == "boolean" then
+    return true
+  elseif t == "number" then
+    if v ~= v or v == math.huge or v == -math.huge then
+      return false, path .. " is not a finite number"
+    end
+    return true
+  elseif t ~= "table" then
+    return false, path .. " is a " .. t .. ", which JSON cannot carry"
+  end
+  if seen[v] then
+    return false, path .. " refers back to itself"
+  end
+  seen[v] = true
+  local n, strings, count = #v, 0, 0
+  for k in pairs(v) do
+    count = count + 1
+    if type(k) == "string" then
+      strings = strings + 1
+    elseif not (type(k) == "number" and as_integer(k) and k >= 1 and k <= n) then
+      return false, path .. " has a key " .. show(k) .. " that is neither a string nor an array index"
+    end
+  end
+  if strings > 0 and strings < count then
+    return false, path .. " mixes array items and string keys"
+  end
+  for k, item in pairs(v) do
+    local ok, why = jsonable(item, path .. (type(k) == "string" and "." .. k or "[" .. k .. "]"), seen)
+    if not ok then
+      return false, why
+    end
+  end
+  seen[v] = nil
+  return true
+end
+
+--- Raises unless `value` (named `name`) is JSON-able.
+function check.jsonable(value, name, what, level)
+  local ok, why = jsonable(value, name, {})
+  if not ok then
+    check.fail(what, why, (level or 1) + 1)
+  end
+end
+
+return check

@@ -1,0 +1,229 @@
+-- The public module (what `require "dashscope"` returns) and the client: options, one model
+-- method per contract in models.lua, submit, and the scheduler loop. The loops that may wait live
+-- here, in Lua, so that a `sleep` function such as ngx.sleep can yield (LuaJIT cannot yield across
+-- a C call). Mechanism (HTTP, the multi handle, the clock) is in the C core.
+local core = require("dashscope.core")
+local check = require("dashscope.check")
+local config = require("dashscope.config")
+local models = require("dashscope.models")
+local json = require("dashscope.json")
+local http = require("dashscope.http")
+local task = require("dashscope.task")
+
+local dashscope = {
+  VERSION = core.VERSION,
+  models = models,
+  _core = core,
+}
+
+local Client = { __name = "dashscope.Client" }
+Client.__index = Client
+
+local function lua_version()
+  if type(jit) == "table" and jit.version then
+    return jit.version
+  end
+  return _VERSION
+end
+
+--- dashscope.new(opts): a client. Raises on a bad option or when no API key is found.
+function dashscope.new(opts)
+  local settings = config.settings(opts, 2)
+  local self = setmetatable({
+    base_url = settings.base_url,
+    _settings = settings,
+    _transport = core.new_transport(),
+    _watched = {},
+  }, Client)
+  local ua = string.format("lua-dashscope/%s (%s; %s)", core.VERSION, lua_version(), core.curl_version)
+  if settings.user_agent then
+    ua = ua .. " " .. settings.user_agent
+  end
+  self._user_agent = ua
+  local key = settings.api_key
+  settings.api_key = nil -- from here on only http.lua holds it
+  http.init(self, settings, key)
+  return self
+end
+
+function Client:__tostring()
+  return string.format("dashscope.Client (%s)", self.base_url)
+end
+
+local function checkself(self, method)
+  if getmetatable(self) ~= Client then
+    error("dashscope: call " .. method .. " with a colon (client:" .. method .. "{...})", 3)
+  end
+end
+
+function Client:_now()
+  return core.now()
+end
+
+--- Closes the client's connections; every call in flight is dropped. Idempotent.
+function Client:close()
+  http.close(self)
+  self._transport:close()
+end
+Client.__close = Client.close
+
+-- Tasks somebody waits on are polled by step(); a count, since several coroutines may wait.
+function Client:_watch(t)
+  t._watchers = t._watchers + 1
+  self._watched[t] = true
+end
+
+function Client:_unwatch(t)
+  t._watchers = t._watchers - 1
+  if t._watchers <= 0 then
+    self._watched[t] = nil
+  end
+end
+
+--- One non-blocking step: advances every transfer in flight, finishes calls, starts the status
+--- queries that are due. Returns the seconds until it next has work (0: call again now).
+function Client:step()
+  local transport = self._transport
+  local curl_timeout, soonest, started
+  -- Until nothing new starts: a transfer started here may finish within the next perform, and
+  -- must be seen before this step says how long nobody needs to look.
+  repeat
+    curl_timeout = select(2, transport:perform())
+    local now = core.now()
+    soonest, started = http.advance(self, now)
+    for t in pairs(self._watched) do
+      if t:ended() or t._fatal then
+        self._watched[t] = nil
+      elseif not t._inflight then
+        if now >= t._next_poll then
+          t:_query()
+          started = true
+        elseif not soonest or t._next_poll < soonest then
+          soonest = t._next_poll
+        end
+      end
+    end
+  until not started
+  local delay = soonest and math.max(0, soonest - core.now()) or 3600
+  if curl_timeout then
+    delay = math.min(delay, curl_timeout)
+  elseif transport:pending() > 0 then
+    delay = math.min(delay, 1) -- libcurl waits on sockets only: poll() wakes up early anyway
+  end
+  return delay
+end
+
+--- Runs step() until `finished()` is true or `deadline` (clock seconds) passes: true, or false on
+--- the deadline. Waits through `sleep` (or the client's) when given, else blocks in libcurl.
+function Client:_run(finished, deadline, sleep)
+  sleep = sleep or self._settings.sleep
+  local transport = self._transport
+  while not finished() do
+    local delay = self:step()
+    if finished() then
+      break
+    end
+    local now = core.now()
+    if deadline and now >= deadline then
+      return false
+    end
+    if deadline then
+      delay = math.min(delay, deadline - now)
+    end
+    if sleep then
+      -- A sleep function cannot watch sockets: look again soon while transfers are in flight.
+      if transport:pending() > 0 then
+        delay = math.min(delay, 0.01)
+      end
+      sleep(delay)
+    else
+      transport:wait(delay)
+    end
+  end
+  return true
+end
+
+-- Runs one call to its end (through retries) and returns its body, or nil and err.
+function Client:_call(call)
+  http.start(self, call)
+  self:_run(function() return call.done end)
+  return call.body_value, call.err
+end
+
+local SUBMIT_PATH = "/services/aigc/image2video/video-synthesis"
+
+local function has_oss_url(value)
+  if type(value) == "string" then
+    return value:find("^oss://") ~= nil
+  elseif type(value) == "table" then
+    for _, v in pairs(value) do
+      if has_oss_url(v) then return true end
+    end
+  end
+  return false
+end
+
+local function submit_shape(body)
+  if type(body.output) ~= "table" or type(body.output.task_id) ~= "string" then
+    return nil, "no output.task_id"
+  end
+  return true
+end
+
+-- Sends one checked job asynchronously; a task handle, or nil and err.
+function Client:_submit(model, input, parameters)
+  local headers = { "X-DashScope-Async: enable" }
+  if has_oss_url(input) then
+    headers[#headers + 1] = "X-DashScope-OssResourceResolve: enable"
+  end
+  local body, err = self:_call {
+    method = "POST", path = SUBMIT_PATH, kind = "submit", headers = headers, expect = submit_shape,
+    body = json.encode({ model = model, input = input, parameters = parameters }),
+  }
+  if not body then
+    return nil, err
+  end
+  return task.new(self, body.output.task_id, model, body.request_id, body.output.task_status)
+end
+
+-- One method per model, made from its contract: check the flat table, place each field, submit.
+for method, contract in pairs(models) do
+  task.result_path(contract.model, contract.result or "output.video_url")
+  Client[method] = function(self, fields)
+    checkself(self, method)
+    local placed = check.fields(contract.fields, fields, method, 2)
+    local parameters = placed.parameters or (contract.parameters and {} or nil)
+    return self:_submit(contract.model, placed.input or {}, parameters)
+  end
+end
+
+--- client:submit(model, input, parameters): any async video-synthesis model, sent as given.
+function Client:submit(model, input, parameters)
+  checkself(self, "submit")
+  if type(model) ~= "string" or model == "" then
+    check.fail("submit", "model must be a non-empty string (got " .. (model == "" and '""' or type(model)) .. ")", 2)
+  end
+  if type(input) ~= "table" then
+    check.fail("submit", "input must be a table (got " .. type(input) .. ")", 2)
+  end
+  if parameters ~= nil and type(parameters) ~= "table" then
+    check.fail("submit", "parameters must be a table or nil (got " .. type(parameters) .. ")", 2)
+  end
+  check.jsonable(input, "input", "submit", 2)
+  check.jsonable(parameters or {}, "parameters", "submit", 2)
+  return self:_submit(model, input, parameters or {})
+end
+
+--- client:task(id, model): a handle for a task submitted earlier or elsewhere.
+function Client:task(id, model)
+  checkself(self, "task")
+  if type(id) ~= "string" or not id:find("^[%w%-_]+$") then
+    check.fail("task", "id must be a task id string (letters, digits, '-' and '_')", 2)
+  end
+  if model ~= nil and type(model) ~= "string" then
+    check.fail("task", "model must be a string or nil", 2)
+  end
+  return task.new(self, id, model, nil, nil)
+end
+
+return dashscope

@@ -1,0 +1,127 @@
+-- Client options: their contract (checked by check.lua like any model), their defaults, and where
+-- the environment fills them in (protocol.md §12.2). Reads the environment and the key file; owns
+-- no network code.
+local check = require("dashscope.check")
+
+local config = {}
+
+config.DEFAULT_BASE_URL = "https://dashscope.aliyuncs.com/api/v1"
+
+-- Defaults of the scheduler: the official SDKs' wait() schedule (1 s, doubling every 3 queries,
+-- at most 5 s), and protocol.md §11's retry policy.
+config.DEFAULTS = {
+  timeout = 60,
+  connect_timeout = 10,
+  poll_interval = 1,
+  max_poll_interval = 5,
+  wait_timeout = 3 * 3600,
+  max_retries = 3,
+  retry_base_delay = 0.5,
+  retry_max_delay = 20,
+  max_body = 4 * 1024 * 1024,
+}
+
+config.OPTIONS = {
+  { name = "api_key", type = "string", secret = true, header = true,
+    doc = "the DashScope API key (default: env DASHSCOPE_API_KEY, then the file named by env DASHSCOPE_API_KEY_FILE_PATH, then ~/.dashscope/api_key)" },
+  { name = "base_url", type = "string",
+    doc = "service root (default: env DASHSCOPE_HTTP_BASE_URL, else " .. config.DEFAULT_BASE_URL .. ")" },
+  { name = "workspace", type = "string", header = true, doc = "sent as X-DashScope-WorkSpace" },
+  { name = "timeout", type = "number", min = 0.001, doc = "seconds, per HTTP request (default 60)" },
+  { name = "connect_timeout", type = "number", min = 0.001, doc = "seconds, per connection (default 10)" },
+  { name = "poll_interval", type = "number", min = 0.001, doc = "seconds before the first status query (default 1)" },
+  { name = "max_poll_interval", type = "number", min = 0.001, doc = "longest delay between two status queries (default 5)" },
+  { name = "wait_timeout", type = "number", min = 0, doc = "default deadline of task:wait, seconds (default 3 h)" },
+  { name = "max_retries", type = "integer", min = 0, max = 100, doc = "retries of a retryable failure (default 3)" },
+  { name = "retry_base_delay", type = "number", min = 0, doc = "back-off base, seconds (default 0.5)" },
+  { name = "retry_max_delay", type = "number", min = 0, doc = "back-off cap, seconds (default 20)" },
+  { name = "max_body", type = "integer", min = 1024, doc = "largest JSON answer accepted, bytes (default 4 MiB)" },
+  { name = "user_agent", type = "string", header = true, doc = "appended to the User-Agent" },
+  { name = "sleep", type = "function", doc = "function(seconds) called instead of blocking, e.g. ngx.sleep; may yield" },
+}
+
+local function trim(s)
+  return (s:gsub("^%s+", ""):gsub("%s+$", ""))
+end
+
+local function read_key_file(path)
+  local f = io.open(path, "rb")
+  if not f then
+    return nil
+  end
+  local text = f:read("*a")
+  f:close()
+  text = text and trim(text)
+  if text == nil or text == "" then
+    return nil
+  end
+  return text
+end
+
+local function nonempty(s)
+  if s ~= nil and s ~= "" then return s end
+  return nil
+end
+
+--- The API key in the official SDK's order (§12.2), or nil and where it was looked for.
+function config.resolve_key(explicit, getenv)
+  if explicit then
+    return explicit
+  end
+  local key = nonempty(getenv("DASHSCOPE_API_KEY"))
+  if key then
+    return trim(key)
+  end
+  local file = nonempty(getenv("DASHSCOPE_API_KEY_FILE_PATH"))
+  if file then
+    key = read_key_file(file)
+    if key then return key end
+  end
+  local home = nonempty(getenv("HOME"))
+  if home then
+    key = read_key_file(home .. "/.dashscope/api_key")
+    if key then return key end
+  end
+  return nil
+end
+
+config.NO_KEY = "no API key found: pass api_key to dashscope.new, set DASHSCOPE_API_KEY, "
+  .. "or put the key in the file named by DASHSCOPE_API_KEY_FILE_PATH or in ~/.dashscope/api_key"
+
+--- Checks `opts` and returns the complete settings (defaults and environment applied).
+--- Raises on misuse, `level` relative to the caller.
+function config.settings(opts, level, getenv)
+  level = (level or 1) + 1
+  getenv = getenv or os.getenv
+  local given = check.fields(config.OPTIONS, opts or {}, "dashscope.new", level)
+  local s = {}
+  for k, v in pairs(config.DEFAULTS) do s[k] = v end
+  for k, v in pairs(given) do s[k] = v end
+
+  s.api_key = config.resolve_key(given.api_key, getenv)
+  if not s.api_key then
+    check.fail("dashscope.new", config.NO_KEY, level)
+  end
+  if s.api_key:find("[%z\r\n]") then
+    check.fail("dashscope.new", "the API key must not contain CR, LF or NUL", level)
+  end
+
+  local base, origin = given.base_url, "field 'base_url'"
+  if not base then
+    base, origin = nonempty(getenv("DASHSCOPE_HTTP_BASE_URL")), "env DASHSCOPE_HTTP_BASE_URL"
+  end
+  base = base or config.DEFAULT_BASE_URL
+  if not base:find("^https?://[^/%s]") then
+    check.fail("dashscope.new", origin .. " must be an http:// or https:// URL", level)
+  end
+  s.base_url = base:gsub("/+$", "")
+
+  if s.poll_interval > s.max_poll_interval then
+    check.fail("dashscope.new", "poll_interval (" .. s.poll_interval .. ") must not exceed max_poll_interval ("
+      .. s.max_poll_interval .. ")", level)
+  end
+  s.data_inspection = getenv("DASHSCOPE_DISABLE_DATA_INSPECTION") == "false"
+  return s
+end
+
+return config

@@ -1,0 +1,235 @@
+-- Calls to the service over the client's transport: building the request, classifying what comes
+-- back into a decoded body or an error value, and retrying per protocol.md §11. A call is
+-- non-blocking: http.start queues it, http.advance (run from client:step) moves every call on.
+-- Owns the API key's only copy outside the caller's hands (`credentials`, weak-keyed, never
+-- reachable from a client object), so no error, log or tostring can show it.
+local core = require("dashscope.core")
+local json = require("dashscope.json")
+local errors = require("dashscope.errors")
+
+local http = {}
+
+local credentials = setmetatable({}, { __mode = "k" })
+
+--- Remembers the key of `client` and the headers every request of it carries.
+function http.init(client, settings, key)
+  local headers = {
+    "Authorization: Bearer " .. key,
+    "Accept: application/json",
+  }
+  if settings.workspace then
+    headers[#headers + 1] = "X-DashScope-WorkSpace: " .. settings.workspace
+  end
+  if settings.data_inspection then
+    headers[#headers + 1] = "X-DashScope-DataInspection: enable"
+  end
+  credentials[client] = { key = key, headers = headers }
+  client._calls = {}
+end
+
+-- What each kind of call may retry (protocol.md §11). A "query" reads or cancels; a "submit"
+-- creates a billed task, so it is retried only when nothing can have been created.
+local RETRY_STATUS = {
+  query = { [429] = true, [500] = true, [502] = true, [503] = true, [504] = true },
+  submit = { [429] = true },
+}
+
+local UNSURE = " The request was sent, so the task may or may not have been created:"
+  .. " client:tasks() lists recent tasks."
+
+-- Retry-After: delta-seconds or an HTTP-date (IMF-fixdate). Returns seconds, or nil.
+local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6,
+                 Jul = 7, Aug = 8, Sep = 9, Oct = 10, Nov = 11, Dec = 12 }
+function http.retry_after(value)
+  if type(value) ~= "string" then
+    return nil
+  end
+  local secs = tonumber(value:match("^%s*(%d+)%s*$"))
+  if secs then
+    return secs
+  end
+  local d, mon, y, h, mi, s = value:match("%a+, (%d+) (%a+) (%d+) (%d+):(%d+):(%d+) GMT")
+  if not d or not MONTHS[mon] then
+    return nil
+  end
+  local when = { year = tonumber(y), month = MONTHS[mon], day = tonumber(d),
+                 hour = tonumber(h), min = tonumber(mi), sec = tonumber(s) }
+  -- os.time reads local time: correct by the local offset of the same instant.
+  local now = os.time()
+  local offset = os.time(os.date("!*t", now)) - now
+  return math.max(0, os.time(when) - offset - now)
+end
+
+local function failure(kind, terr, key)
+  local e = {
+    code = terr.kind == "timeout" and "Timeout" or terr.kind == "too_large" and "BadResponse"
+      or terr.kind == "aborted" and "Aborted" or "NetworkError",
+    message = terr.message,
+  }
+  if terr.kind == "too_large" or terr.kind == "aborted" then
+    e.retryable = false
+  elseif kind == "submit" then
+    e.retryable = not terr.sent
+    if terr.sent then
+      e.message = e.message .. "." .. UNSURE
+    end
+  else
+    e.retryable = true
+  end
+  return errors.new(e, key)
+end
+
+local function bad_response(kind, status, why, key, request_id)
+  local message = "the service's answer could not be read: " .. why
+  if kind == "submit" then
+    message = message .. "." .. UNSURE
+  end
+  return errors.new({ code = "BadResponse", message = message, status = status,
+                      request_id = request_id, retryable = kind ~= "submit" }, key)
+end
+
+local function snippet(text)
+  text = (text or ""):gsub("%s+", " ")
+  if #text > 200 then text = text:sub(1, 197) .. "..." end
+  return text
+end
+
+--- Turns one finished exchange into (body) or (nil, err, retry_after).
+--- `kind` is "query" or "submit"; `expect(body)` returns true or nil, why for a 2xx body's shape.
+function http.classify(kind, resp, terr, expect, key)
+  if not resp then
+    return nil, failure(kind, terr, key)
+  end
+  local body, why = json.decode(resp.body)
+  if type(body) ~= "table" and body ~= nil then
+    body, why = nil, "not a JSON object"
+  end
+  local retry_after = http.retry_after(resp.headers and resp.headers["retry-after"])
+  if resp.status >= 200 and resp.status < 300 then
+    if not body then
+      return nil, bad_response(kind, resp.status, why, key), retry_after
+    end
+    local ok, shape = true, nil
+    if expect then ok, shape = expect(body) end
+    if not ok then
+      return nil, bad_response(kind, resp.status, shape or "unexpected shape", key,
+        type(body.request_id) == "string" and body.request_id or nil), retry_after
+    end
+    return body
+  end
+  local e = { status = resp.status, retryable = RETRY_STATUS[kind][resp.status] or false }
+  if body then
+    e.code = type(body.code) == "string" and body.code or "Unknown"
+    local message = body.message or body.msg
+    e.message = type(message) == "string" and message or snippet(resp.body)
+    e.request_id = type(body.request_id) == "string" and body.request_id or nil
+  else
+    e.code, e.message = "Unknown", snippet(resp.body)
+  end
+  if kind == "submit" and resp.status >= 500 then
+    e.message = e.message .. UNSURE
+  end
+  return nil, errors.new(e, key), retry_after
+end
+
+local function send(client, call)
+  local cred = credentials[client]
+  local headers = {}
+  for i, h in ipairs(cred.headers) do headers[i] = h end
+  for _, h in ipairs(call.headers or {}) do headers[#headers + 1] = h end
+  if call.body then
+    headers[#headers + 1] = "Content-Type: application/json"
+  end
+  local s = client._settings
+  call.request = client._transport:request {
+    method = call.method,
+    url = s.base_url .. call.path,
+    headers = headers,
+    body = call.body,
+    timeout = s.timeout,
+    connect_timeout = s.connect_timeout,
+    max_body = s.max_body,
+    user_agent = client._user_agent,
+  }
+  call.attempts = call.attempts + 1
+  call.retry_at = nil
+end
+
+--- Queues a call: { method, path, body (JSON text) , headers (extra), kind, expect, on_done }.
+--- `on_done(body, err)` runs from client:step when the call has finished (after any retries).
+function http.start(client, call)
+  call.attempts = 0
+  client._calls[call] = true
+  send(client, call)
+  return call
+end
+
+local function finish(client, call, body, err)
+  client._calls[call] = nil
+  call.done, call.body_value, call.err = true, body, err
+  if err then
+    err.attempts = call.attempts
+  end
+  if call.on_done then
+    call.on_done(body, err)
+  end
+end
+
+local function backoff(settings, attempt)
+  local cap = math.min(settings.retry_max_delay, settings.retry_base_delay * 2 ^ (attempt - 1))
+  return math.random() * cap -- full jitter
+end
+
+--- Moves every call of `client` on: finished transfers are classified, retried or completed; due
+--- retries are sent. Returns the time of the earliest pending retry (or nil) and whether a
+--- transfer was started.
+function http.advance(client, now)
+  local key = credentials[client].key
+  local settings = client._settings
+  local soonest, started = nil, false
+  local finished = {}
+  for call in pairs(client._calls) do
+    if call.request and call.request:done() then
+      finished[#finished + 1] = call
+    elseif call.retry_at then
+      if now >= call.retry_at then
+        send(client, call)
+        started = true
+      elseif not soonest or call.retry_at < soonest then
+        soonest = call.retry_at
+      end
+    end
+  end
+  for _, call in ipairs(finished) do
+    local resp, terr = call.request:response()
+    call.request:close()
+    call.request = nil
+    local body, err, retry_after = http.classify(call.kind, resp, terr, call.expect, key)
+    local delay = err and err.retryable and (retry_after or backoff(settings, call.attempts))
+    if delay and call.attempts <= settings.max_retries
+       and not (call.deadline and now + delay >= call.deadline) then
+      call.retry_at = now + delay
+      if delay <= 0 then
+        send(client, call)
+        started = true
+      elseif not soonest or call.retry_at < soonest then
+        soonest = call.retry_at
+      end
+    else
+      finish(client, call, body, err)
+    end
+  end
+  return soonest, started
+end
+
+--- Drops every queued call (client:close).
+function http.close(client)
+  for call in pairs(client._calls or {}) do
+    if call.request then call.request:close() end
+  end
+  client._calls = {}
+end
+
+http.now = core.now
+
+return http

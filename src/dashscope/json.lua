@@ -1,0 +1,49 @@
+-- JSON for the client: lua-cjson underneath, with its two surprises handled once, here.
+--
+-- * Debian's lua-cjson 2.1.0 decodes every number as a float on Lua 5.3+, so `212` arrives as
+--   `212.0`. The service sends integers (bbox coordinates, fps, page counts, epoch milliseconds)
+--   that users compare and print, so decode turns every integral float back into an integer.
+-- * The encoder is a private cjson instance: the user's own `require "cjson"` settings are
+--   neither read nor changed.
+local cjson = require("cjson").new()
+
+local tointeger = math.tointeger -- nil on Lua 5.1 / LuaJIT, where every number is a double anyway
+
+local json = {}
+
+local function integers(value)
+  if type(value) == "table" then
+    for k, v in pairs(value) do
+      value[k] = integers(v)
+    end
+    return value
+  end
+  if tointeger and type(value) == "number" then
+    return tointeger(value) or value
+  end
+  return value
+end
+
+--- Decodes a JSON text. Returns the value, or nil and a short reason (never raises).
+function json.decode(text)
+  if type(text) ~= "string" then
+    return nil, "not a string"
+  end
+  local ok, value = pcall(cjson.decode, text)
+  if not ok then
+    return nil, (tostring(value):gsub("^.-:%d+: ", ""))
+  end
+  if value == cjson.null then
+    return nil, "null document"
+  end
+  return integers(value)
+end
+
+--- Encodes a value already checked to be JSON-able (see check.jsonable).
+function json.encode(value)
+  return cjson.encode(value)
+end
+
+json.null = cjson.null
+
+return json

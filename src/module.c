@@ -1,0 +1,49 @@
+/*
+ * module.c -- luaopen_dashscope, the one exported symbol.
+ *
+ * Owns process-wide setup (curl_global_init, once) and the "dashscope.core"
+ * table: VERSION, curl_version, new_transport, now (clock.c). The public module table is
+ * built by the Lua layer (dashscope.client), whose result is returned.
+ */
+#include <curl/curl.h>
+#include <lua.h>
+#include <lauxlib.h>
+
+#include "clock.h"
+#include "compat.h"
+#include "core.h"
+#include "request.h"
+#include "transport.h"
+
+/* The only mutable C global: a once-guard. curl_global_init is itself
+ * reference-counted (and thread-safe since 7.84), so a racing second call is
+ * harmless; libcurl is never cleaned up, as other states may still use it. */
+static int curl_ready = 0;
+
+DS_API int luaopen_dashscope(lua_State *L) {
+  if (!curl_ready) {
+    CURLcode rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (rc != CURLE_OK) return luaL_error(L, "curl_global_init: %s", curl_easy_strerror(rc));
+    curl_ready = 1;
+  }
+
+  lua_createtable(L, 0, 4);
+  ds_request_open(L);
+  ds_transport_open(L);
+  lua_pushcfunction(L, ds_clock_lnow);
+  lua_setfield(L, -2, "now");
+  lua_pushliteral(L, DS_VERSION);
+  lua_setfield(L, -2, "VERSION");
+  lua_pushstring(L, curl_version());
+  lua_setfield(L, -2, "curl_version");
+
+  ds_getloaded(L);
+  lua_pushvalue(L, -2);
+  lua_setfield(L, -2, "dashscope.core");
+  lua_pop(L, 2);
+
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "dashscope.client");
+  lua_call(L, 1, 1);
+  return 1;
+}

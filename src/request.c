@@ -1,0 +1,522 @@
+/*
+ * request.c -- the "dashscope.Request" userdata (see request.h).
+ *
+ * Owns validating a request spec, the easy handle and its options, the
+ * libcurl write/header callbacks (pure C: they record, never raise), turning
+ * a finished transfer into a response table or an error table, and closing.
+ * Does not touch the multi handle: going in and out of flight is
+ * transport.c's job. Never puts header values (API keys) in any message.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <curl/curl.h>
+#include <lua.h>
+#include <lauxlib.h>
+
+#include "buffer.h"
+#include "compat.h"
+#include "headers.h"
+#include "request.h"
+#include "transport.h"
+
+#define DS_DEFAULT_MAX_BODY  ((size_t)4 * 1024 * 1024)
+#define DS_MAX_HEADER_BYTES  ((size_t)64 * 1024)
+#define DS_MAX_BODY_LIMIT    9007199254740992.0  /* 2^53: exact in a double */
+
+static const char *const kind_names[] = {
+  "ok", "timeout", "resolve", "connect", "send", "recv", "too_large",
+  "aborted", "other"
+};
+
+/* ---- validation: everything is checked before any libcurl handle exists */
+
+/* Spec fields, read onto the stack at fixed indices by ds_request_new. */
+enum {
+  F_METHOD = 3, F_URL, F_HEADERS, F_BODY, F_TIMEOUT, F_CONNECT_TIMEOUT,
+  F_MAX_BODY, F_USER_AGENT, F_LAST = F_USER_AGENT
+};
+static const char *const field_names[] = {
+  "method", "url", "headers", "body", "timeout", "connect_timeout",
+  "max_body", "user_agent"
+};
+
+static int field_error(lua_State *L, const char *field, const char *what) {
+  return luaL_argerror(L, 2, lua_pushfstring(L, "field '%s' %s", field, what));
+}
+
+static int has_ctl(const char *s, size_t len) {
+  size_t i;
+  for (i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c < 0x20 || c == 0x7f) return 1;
+  }
+  return 0;
+}
+
+static int has_crlfnul(const char *s, size_t len) {
+  size_t i;
+  for (i = 0; i < len; i++)
+    if (s[i] == '\r' || s[i] == '\n' || s[i] == '\0') return 1;
+  return 0;
+}
+
+static int is_tchar(unsigned char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+         (c >= '0' && c <= '9') || (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+/* A string field without control characters, or nil when optional. */
+static const char *check_text(lua_State *L, int idx, int optional, size_t *len) {
+  const char *name = field_names[idx - F_METHOD];
+  const char *s;
+  if (optional && lua_isnil(L, idx)) return NULL;
+  if (lua_type(L, idx) != LUA_TSTRING) field_error(L, name, "must be a string");
+  s = lua_tolstring(L, idx, len);
+  if (*len == 0) field_error(L, name, "must not be empty");
+  if (has_ctl(s, *len)) field_error(L, name, "must not contain control characters");
+  return s;
+}
+
+/* Seconds (nil or a non-negative number) to milliseconds, rounded up; 0 is none. */
+static long check_ms(lua_State *L, int idx) {
+  const char *name = field_names[idx - F_METHOD];
+  lua_Number s, ms;
+  long whole;
+  if (lua_isnil(L, idx)) return 0;
+  if (lua_type(L, idx) != LUA_TNUMBER) field_error(L, name, "must be a number of seconds");
+  s = lua_tonumber(L, idx);
+  if (!(s >= 0)) field_error(L, name, "must be a non-negative number of seconds");
+  ms = s * 1000;
+  if (ms >= 2147483647.0) return 2147483647L;  /* about 24 days; fits any long */
+  whole = (long)ms;
+  return (lua_Number)whole < ms ? whole + 1 : whole;
+}
+
+static size_t check_max_body(lua_State *L) {
+  lua_Number n;
+  if (lua_isnil(L, F_MAX_BODY)) return DS_DEFAULT_MAX_BODY;
+  if (lua_type(L, F_MAX_BODY) != LUA_TNUMBER)
+    field_error(L, "max_body", "must be a number of bytes");
+  n = lua_tonumber(L, F_MAX_BODY);
+  if (!(n >= 0 && n <= DS_MAX_BODY_LIMIT) || (lua_Number)(long long)n != n ||
+      (unsigned long long)n > (unsigned long long)((size_t)-1 / 2))
+    field_error(L, "max_body", "must be a non-negative integer");
+  return (size_t)n;
+}
+
+/* "Name: value": the name must be a token, the separator ": ", and nothing
+ * may contain CR, LF or NUL. Messages name the header, never its value. */
+static void check_header(lua_State *L, lua_Integer i, const char *h, size_t len) {
+  const char *colon = (const char *)memchr(h, ':', len);
+  const char *p;
+  if (colon == NULL || colon == h)
+    luaL_argerror(L, 2, lua_pushfstring(L, "headers[%d] must be \"Name: value\"", (int)i));
+  for (p = h; p < colon; p++)
+    if (!is_tchar((unsigned char)*p))
+      luaL_argerror(L, 2, lua_pushfstring(L, "headers[%d] has an invalid name", (int)i));
+  lua_pushlstring(L, h, (size_t)(colon - h));
+  if ((size_t)(colon - h) + 1 >= len || colon[1] != ' ')
+    luaL_argerror(L, 2, lua_pushfstring(L, "header '%s' must be \"Name: value\"",
+                                        lua_tostring(L, -1)));
+  if (has_crlfnul(colon, len - (size_t)(colon - h)))
+    luaL_argerror(L, 2, lua_pushfstring(L, "header '%s' contains CR, LF or NUL",
+                                        lua_tostring(L, -1)));
+  lua_pop(L, 1);
+}
+
+static int strncasecmp_ascii(const char *a, const char *b, size_t n) {
+  size_t i;
+  for (i = 0; i < n; i++) {
+    unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
+    if (x >= 'A' && x <= 'Z') x = (unsigned char)(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = (unsigned char)(y - 'A' + 'a');
+    if (x != y) return x - y;
+  }
+  return 0;
+}
+
+/* Validates the headers array; *has_type tells whether it sets Content-Type. */
+static lua_Integer check_headers(lua_State *L, int *has_type) {
+  lua_Integer i, n;
+  *has_type = 0;
+  if (lua_isnil(L, F_HEADERS)) return 0;
+  if (!lua_istable(L, F_HEADERS)) field_error(L, "headers", "must be an array of strings");
+  n = (lua_Integer)ds_rawlen(L, F_HEADERS);
+  for (i = 1; i <= n; i++) {
+    size_t len;
+    const char *h;
+    lua_rawgeti(L, F_HEADERS, (int)i);
+    if (lua_type(L, -1) != LUA_TSTRING)
+      luaL_argerror(L, 2, lua_pushfstring(L, "headers[%d] must be a string", (int)i));
+    h = lua_tolstring(L, -1, &len);
+    check_header(L, i, h, len);
+    if (len >= 13 && strncasecmp_ascii(h, "content-type:", 13) == 0) *has_type = 1;
+    lua_pop(L, 1);  /* the table still holds the string */
+  }
+  return n;
+}
+
+/* ---- libcurl callbacks: C only, record and refuse, never raise */
+
+static size_t on_body(char *p, size_t size, size_t n, void *ud) {
+  ds_request *r = (ds_request *)ud;
+  size_t len = size * n;
+  int rc = ds_buffer_append(&r->body, p, len);
+  if (rc == DS_BUF_OK) return len;
+  r->refused = rc == DS_BUF_TOO_LARGE ? DS_REFUSED_BODY : DS_REFUSED_NOMEM;
+  return 0;  /* != len: libcurl aborts with CURLE_WRITE_ERROR */
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *ud) {
+  ds_request *r = (ds_request *)ud;
+  size_t len = size * n;
+  int rc = ds_buffer_append(&r->head, p, len);
+  if (rc == DS_BUF_OK) return len;
+  r->refused = rc == DS_BUF_TOO_LARGE ? DS_REFUSED_HEADERS : DS_REFUSED_NOMEM;
+  return 0;
+}
+
+/* ---- construction */
+
+/* where = "GET scheme://host/path" without userinfo, query or fragment,
+ * cut with "..." when long: safe to print, and enough to recognise. */
+static void where_add(ds_request *r, size_t *n, const char *s, const char *e, int *cut) {
+  size_t room = sizeof r->where - 4;  /* "..." and the NUL */
+  for (; s < e && !*cut; s++) {
+    if (*n >= room) *cut = 1;
+    else r->where[(*n)++] = *s;
+  }
+}
+
+static void set_where(ds_request *r, const char *url, size_t len) {
+  const char *m = r->post ? "POST " : "GET ";
+  const char *end = url + len, *p = url, *q;
+  size_t n = 0;
+  int cut = 0;
+  where_add(r, &n, m, m + strlen(m), &cut);
+  for (q = url; q + 3 <= end; q++)
+    if (q[0] == ':' && q[1] == '/' && q[2] == '/') break;
+  if (q + 3 <= end) {  /* scheme://[userinfo@]host... */
+    const char *host = q + 3, *a;
+    where_add(r, &n, url, host, &cut);
+    p = host;
+    for (a = host; a < end && *a != '/' && *a != '?' && *a != '#'; a++)
+      if (*a == '@') p = a + 1;
+  }
+  for (q = p; q < end && *q != '?' && *q != '#'; q++) {}
+  where_add(r, &n, p, q, &cut);
+  if (cut || q < end) {
+    memcpy(r->where + n, "...", 3);
+    n += 3;
+  }
+  r->where[n] = '\0';
+}
+
+static int setopt_failed(lua_State *L, const char *opt, CURLcode rc) {
+  return luaL_error(L, "curl_easy_setopt(%s): %s", opt, curl_easy_strerror(rc));
+}
+
+#define SETOPT(opt, val)                                        \
+  do {                                                          \
+    CURLcode rc_ = curl_easy_setopt(r->easy, opt, val);         \
+    if (rc_ != CURLE_OK) return setopt_failed(L, #opt, rc_);    \
+  } while (0)
+
+int ds_request_new(lua_State *L, ds_transport *t) {
+  static const char *const methods[] = {"GET", "POST", NULL};
+  const char *url, *body, *agent;
+  size_t url_len, body_len = 0, agent_len = 0, max_body;
+  long timeout_ms, connect_ms;
+  lua_Integer i, nheaders;
+  int post, idx, has_type;
+  void *aud;
+  lua_Alloc alloc = lua_getallocf(L, &aud);
+  ds_request *r;
+
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 2);
+  luaL_checkstack(L, F_LAST + 8, "too many nested calls");
+  for (idx = F_METHOD; idx <= F_LAST; idx++)
+    lua_getfield(L, 2, field_names[idx - F_METHOD]);
+
+  if (lua_type(L, F_METHOD) != LUA_TSTRING)
+    field_error(L, "method", "must be \"GET\" or \"POST\"");
+  for (post = 0; methods[post] != NULL; post++)
+    if (strcmp(lua_tostring(L, F_METHOD), methods[post]) == 0) break;
+  if (methods[post] == NULL) field_error(L, "method", "must be \"GET\" or \"POST\"");
+  url = check_text(L, F_URL, 0, &url_len);
+  nheaders = check_headers(L, &has_type);
+  body = NULL;
+  if (!lua_isnil(L, F_BODY)) {
+    if (lua_type(L, F_BODY) != LUA_TSTRING) field_error(L, "body", "must be a string");
+    if (!post) field_error(L, "body", "is only allowed with POST");
+    body = lua_tolstring(L, F_BODY, &body_len);
+  }
+  timeout_ms = check_ms(L, F_TIMEOUT);
+  connect_ms = check_ms(L, F_CONNECT_TIMEOUT);
+  max_body = check_max_body(L);
+  agent = check_text(L, F_USER_AGENT, 1, &agent_len);
+
+  /* Safe state first: zeroed, with its metatable, before any libcurl handle. */
+  r = (ds_request *)ds_newuserdata(L, sizeof *r);
+  memset(r, 0, sizeof *r);
+  r->state = DS_REQ_NEW;
+  r->post = post;
+  ds_buffer_init(&r->body, max_body, alloc, aud);
+  ds_buffer_init(&r->head, DS_MAX_HEADER_BYTES, alloc, aud);
+  ds_setmetatable(L, DS_REQUEST_MT);
+  lua_pushvalue(L, 1);
+  ds_setuservalue(L, -2);  /* the request keeps its transport alive */
+  set_where(r, url, url_len);
+
+  for (i = 1; i <= nheaders; i++) {
+    struct curl_slist *l;
+    lua_rawgeti(L, F_HEADERS, (int)i);
+    l = curl_slist_append(r->send_headers, lua_tostring(L, -1));
+    lua_pop(L, 1);
+    if (l == NULL) return luaL_error(L, "not enough memory");
+    r->send_headers = l;
+  }
+  if (post && !has_type) {  /* else libcurl claims a form: application/x-www-form-urlencoded */
+    struct curl_slist *l = curl_slist_append(r->send_headers, "Content-Type:");
+    if (l == NULL) return luaL_error(L, "not enough memory");
+    r->send_headers = l;
+  }
+
+  r->easy = curl_easy_init();
+  if (r->easy == NULL) return luaL_error(L, "curl_easy_init failed");
+  SETOPT(CURLOPT_ERRORBUFFER, r->errbuf);
+  SETOPT(CURLOPT_PRIVATE, (char *)r);
+  SETOPT(CURLOPT_NOSIGNAL, 1L);
+  SETOPT(CURLOPT_FOLLOWLOCATION, 0L);
+  SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
+#if LIBCURL_VERSION_NUM >= 0x075500
+  SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+  SETOPT(CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+  SETOPT(CURLOPT_URL, url);
+  SETOPT(CURLOPT_WRITEFUNCTION, on_body);
+  SETOPT(CURLOPT_WRITEDATA, (void *)r);
+  SETOPT(CURLOPT_HEADERFUNCTION, on_header);
+  SETOPT(CURLOPT_HEADERDATA, (void *)r);
+  if (r->send_headers != NULL) SETOPT(CURLOPT_HTTPHEADER, r->send_headers);
+  if (agent != NULL) SETOPT(CURLOPT_USERAGENT, agent);
+  if (timeout_ms > 0) SETOPT(CURLOPT_TIMEOUT_MS, timeout_ms);
+  if (connect_ms > 0) SETOPT(CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
+  if (max_body > 0) SETOPT(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)max_body);
+  if (!post) {
+    SETOPT(CURLOPT_HTTPGET, 1L);
+  } else if (body != NULL) {
+    SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+    SETOPT(CURLOPT_COPYPOSTFIELDS, body);  /* copied: the Lua string may go */
+  } else {
+    SETOPT(CURLOPT_POSTFIELDSIZE, 0L);     /* sends Content-Length: 0 */
+    SETOPT(CURLOPT_POSTFIELDS, "");
+  }
+
+  ds_transport_add(L, t, 1, r);
+  return 1;
+}
+
+/* ---- completion */
+
+void ds_request_settle(ds_request *r, CURLcode code, const char *reason) {
+  long status = 0, connects = 0, request_size = 0;
+  double total = 0;
+  curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
+  curl_easy_getinfo(r->easy, CURLINFO_NUM_CONNECTS, &connects);
+  curl_easy_getinfo(r->easy, CURLINFO_TOTAL_TIME, &total);
+  curl_easy_getinfo(r->easy, CURLINFO_REQUEST_SIZE, &request_size);
+  r->code = code;
+  r->reason = reason;
+  r->status = status;
+  r->connects = connects;
+  r->total_time = total;
+  r->sent = 1;
+  if (reason != NULL) r->kind = DS_KIND_ABORTED;
+  else switch (code) {
+    case CURLE_OK: r->kind = DS_KIND_OK; break;
+    case CURLE_OPERATION_TIMEDOUT:
+      r->kind = DS_KIND_TIMEOUT;
+      r->sent = request_size > 0;  /* 0: timed out before the request went out */
+      break;
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY: r->kind = DS_KIND_RESOLVE; r->sent = 0; break;
+    case CURLE_COULDNT_CONNECT: r->kind = DS_KIND_CONNECT; r->sent = 0; break;
+    case CURLE_SEND_ERROR: r->kind = DS_KIND_SEND; break;
+    case CURLE_RECV_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_PARTIAL_FILE: r->kind = DS_KIND_RECV; break;
+    case CURLE_FILESIZE_EXCEEDED: r->kind = DS_KIND_TOO_LARGE; break;  /* Content-Length over max_body */
+    case CURLE_WRITE_ERROR:
+      r->kind = r->refused == DS_REFUSED_BODY || r->refused == DS_REFUSED_HEADERS
+                ? DS_KIND_TOO_LARGE : DS_KIND_OTHER;
+      break;
+    default: r->kind = DS_KIND_OTHER; break;
+  }
+  r->state = DS_REQ_DONE;
+  if (r->kind != DS_KIND_OK) {  /* a failed response is never shown: free it now */
+    ds_buffer_free(&r->body);
+    ds_buffer_free(&r->head);
+  }
+}
+
+/* ---- methods */
+
+static ds_request *check_open(lua_State *L) {
+  ds_request *r = (ds_request *)luaL_checkudata(L, 1, DS_REQUEST_MT);
+  if (r->state == DS_REQ_CLOSED) luaL_error(L, "attempt to use a closed " DS_REQUEST_MT);
+  return r;
+}
+
+static void push_headers(lua_State *L, ds_request *r) {
+  ds_hdr_iter it;
+  const char *name, *value;
+  size_t nlen, vlen;
+  lua_newtable(L);
+  ds_headers_begin(&it, r->head.data, r->head.len);
+  while (ds_headers_next(&it, &name, &nlen, &value, &vlen)) {
+    lua_pushlstring(L, name, nlen);
+    lua_pushvalue(L, -1);
+    lua_rawget(L, -3);
+    if (lua_isnil(L, -1)) {  /* first of that name */
+      lua_pop(L, 1);
+      lua_pushlstring(L, value, vlen);
+    } else {                 /* repeated: joined with ", " (RFC 9110, 5.3) */
+      lua_pushliteral(L, ", ");
+      lua_pushlstring(L, value, vlen);
+      lua_concat(L, 3);
+    }
+    lua_rawset(L, -3);
+  }
+}
+
+static void push_response(lua_State *L, ds_request *r) {
+  lua_createtable(L, 0, 5);
+  lua_pushinteger(L, (lua_Integer)r->status);
+  lua_setfield(L, -2, "status");
+  push_headers(L, r);
+  lua_setfield(L, -2, "headers");
+  lua_pushlstring(L, r->body.data ? r->body.data : "", r->body.len);
+  lua_setfield(L, -2, "body");
+  lua_pushnumber(L, (lua_Number)r->total_time);
+  lua_setfield(L, -2, "time");
+  lua_pushboolean(L, r->connects > 0);
+  lua_setfield(L, -2, "new_connection");
+}
+
+static void push_error(lua_State *L, ds_request *r) {
+  char detail[CURL_ERROR_SIZE + 64];
+  size_t n;
+  lua_createtable(L, 0, 4);
+  lua_pushstring(L, kind_names[r->kind]);
+  lua_setfield(L, -2, "kind");
+  if (r->kind == DS_KIND_ABORTED) {
+    lua_pushstring(L, r->reason);
+  } else {
+    switch (r->refused) {
+      case DS_REFUSED_BODY:
+        snprintf(detail, sizeof detail, "response body larger than max_body (%lu bytes)",
+                 (unsigned long)r->body.max);
+        break;
+      case DS_REFUSED_HEADERS:
+        snprintf(detail, sizeof detail, "response headers larger than %lu bytes",
+                 (unsigned long)r->head.max);
+        break;
+      case DS_REFUSED_NOMEM:
+        snprintf(detail, sizeof detail, "not enough memory for the response");
+        break;
+      default:
+        snprintf(detail, sizeof detail, "%s", r->errbuf);
+    }
+    n = strlen(detail);
+    while (n > 0 && (detail[n - 1] == '\n' || detail[n - 1] == '\r' || detail[n - 1] == ' '))
+      detail[--n] = '\0';
+    if (n > 0) lua_pushfstring(L, "%s: %s", curl_easy_strerror(r->code), detail);
+    else lua_pushstring(L, curl_easy_strerror(r->code));
+  }
+  lua_setfield(L, -2, "message");
+  lua_pushinteger(L, (lua_Integer)r->code);
+  lua_setfield(L, -2, "curl_code");
+  lua_pushboolean(L, r->sent);
+  lua_setfield(L, -2, "sent");
+}
+
+static int r_done(lua_State *L) {
+  lua_pushboolean(L, check_open(L)->state == DS_REQ_DONE);
+  return 1;
+}
+
+static int r_response(lua_State *L) {
+  ds_request *r = check_open(L);
+  lua_pushnil(L);
+  if (r->state != DS_REQ_DONE) return 1;
+  if (r->kind == DS_KIND_OK) {
+    lua_pop(L, 1);
+    push_response(L, r);
+    return 1;
+  }
+  push_error(L, r);
+  return 2;
+}
+
+static int r_cancel(lua_State *L) {
+  ds_request *r = (ds_request *)luaL_checkudata(L, 1, DS_REQUEST_MT);
+  ds_transport_cancel(L, r, 1, "request cancelled");
+  return 0;
+}
+
+/* Shared by close, __gc and __close; idempotent. */
+static int r_close(lua_State *L) {
+  ds_request *r = (ds_request *)luaL_checkudata(L, 1, DS_REQUEST_MT);
+  if (r->state == DS_REQ_CLOSED) return 0;
+  ds_transport_cancel(L, r, 1, "request closed");  /* only if in flight */
+  if (r->easy != NULL) curl_easy_cleanup(r->easy);
+  r->easy = NULL;
+  curl_slist_free_all(r->send_headers);
+  r->send_headers = NULL;
+  ds_buffer_free(&r->body);
+  ds_buffer_free(&r->head);
+  r->state = DS_REQ_CLOSED;
+  return 0;
+}
+
+static int r_tostring(lua_State *L) {
+  ds_request *r = (ds_request *)luaL_checkudata(L, 1, DS_REQUEST_MT);
+  switch (r->state) {
+    case DS_REQ_CLOSED: lua_pushliteral(L, DS_REQUEST_MT " (closed)"); break;
+    case DS_REQ_DONE:
+      if (r->kind == DS_KIND_OK)
+        lua_pushfstring(L, DS_REQUEST_MT " (%s, done %d)", r->where, (int)r->status);
+      else
+        lua_pushfstring(L, DS_REQUEST_MT " (%s, failed %s)", r->where, kind_names[r->kind]);
+      break;
+    default: lua_pushfstring(L, DS_REQUEST_MT " (%s, pending)", r->where); break;
+  }
+  return 1;
+}
+
+static const luaL_Reg r_methods[] = {
+  {"done", r_done},
+  {"response", r_response},
+  {"cancel", r_cancel},
+  {"close", r_close},
+  {NULL, NULL}
+};
+
+static const luaL_Reg r_meta[] = {
+  {"__gc", r_close},
+  {"__close", r_close},
+  {"__tostring", r_tostring},
+  {NULL, NULL}
+};
+
+void ds_request_open(lua_State *L) {
+  luaL_newmetatable(L, DS_REQUEST_MT);
+  ds_setfuncs(L, r_meta, 0);
+  ds_newlib(L, r_methods);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+}

@@ -1,0 +1,68 @@
+/*
+ * request.h -- the "dashscope.Request" userdata: one libcurl easy handle, the
+ * header list sent with it, and the capped buffers the response lands in.
+ *
+ * request.c owns everything in struct ds_request except the three fields the
+ * transport manages while the request is in flight (transport, prev, next),
+ * which it only reads.
+ */
+#ifndef DS_REQUEST_H
+#define DS_REQUEST_H
+
+#include <curl/curl.h>
+#include <lua.h>
+
+#include "buffer.h"
+#include "core.h"
+
+enum { DS_REQ_NEW, DS_REQ_PENDING, DS_REQ_DONE, DS_REQ_CLOSED };
+
+/* Why a transfer ended: DS_KIND_OK when the HTTP exchange completed. */
+enum {
+  DS_KIND_OK, DS_KIND_TIMEOUT, DS_KIND_RESOLVE, DS_KIND_CONNECT, DS_KIND_SEND,
+  DS_KIND_RECV, DS_KIND_TOO_LARGE, DS_KIND_ABORTED, DS_KIND_OTHER
+};
+
+/* What a write callback had to refuse (it cannot raise, so it records). */
+enum { DS_REFUSED_NONE, DS_REFUSED_BODY, DS_REFUSED_HEADERS, DS_REFUSED_NOMEM };
+
+struct ds_request {
+  CURL *easy;                     /* NULL until created, and once closed */
+  struct curl_slist *send_headers;
+  int state;                      /* DS_REQ_* */
+  int post;                       /* method: 1 POST, 0 GET */
+
+  /* managed by transport.c while in flight */
+  ds_transport *transport;        /* non-NULL only while in flight */
+  ds_request *prev, *next;
+
+  /* response, filled by the callbacks */
+  ds_buffer body;
+  ds_buffer head;
+  int refused;                    /* DS_REFUSED_* */
+
+  /* outcome, set once done */
+  int kind;                       /* DS_KIND_* */
+  int sent;                       /* could the request have reached the server */
+  CURLcode code;
+  long status;
+  long connects;                  /* CURLINFO_NUM_CONNECTS */
+  double total_time;
+  const char *reason;             /* static text for kind "aborted" */
+
+  char where[96];                 /* "GET http://host/path" for __tostring */
+  char errbuf[CURL_ERROR_SIZE];
+};
+
+/* Registers the metatable. */
+void ds_request_open(lua_State *L);
+
+/* T:request(spec): validates spec (arg 2), pushes the request userdata and
+ * puts it in flight on t (the transport userdata is arg 1). Returns 1. */
+int ds_request_new(lua_State *L, ds_transport *t);
+
+/* Records the outcome of r's transfer (reason non-NULL: aborted) and marks it
+ * done. Called by the transport once r's handle is out of the multi. */
+void ds_request_settle(ds_request *r, CURLcode code, const char *reason);
+
+#endif
