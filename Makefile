@@ -47,7 +47,11 @@ BUILD_PKGS = gcc libc6-dev make pkg-config liblua$(LUA_VERSION)-dev libcurl4-ope
 RUN_PKGS   = lua$(LUA_VERSION) lua-cjson ca-certificates python3 curl
 TEST_PKGS  = lua-busted luarocks valgrind
 
-.PHONY: all install uninstall clean deps deps-test demo test check valgrind valgrind-run
+# The generated tables of docs/reference.md, from the contracts in src/dashscope/.
+docs: all
+	@$(RUN_ENV) $(LUA) scripts/gen-reference.lua docs/reference.md
+
+.PHONY: docs all install uninstall clean deps deps-test demo test check valgrind valgrind-run
 
 all: $(BUILD)/dashscope.so $(LUA_OUT)
 

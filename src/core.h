@@ -25,6 +25,12 @@
 typedef struct ds_transport ds_transport;
 typedef struct ds_request ds_request;
 
+/* Registers a userdata type (module.c): the metatable `name` with the `meta` entries and an
+ * __index table of `methods`. Every type of the core is made this one way. */
+struct luaL_Reg;
+void ds_class(lua_State *L, const char *name, const struct luaL_Reg *meta,
+              const struct luaL_Reg *methods);
+
 /* The one exported symbol (module.c). */
 DS_API int luaopen_dashscope(lua_State *L);
 

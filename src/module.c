@@ -20,6 +20,15 @@
  * harmless; libcurl is never cleaned up, as other states may still use it. */
 static int curl_ready = 0;
 
+void ds_class(lua_State *L, const char *name, const luaL_Reg *meta, const luaL_Reg *methods) {
+  luaL_newmetatable(L, name);
+  ds_setfuncs(L, meta, 0);
+  lua_newtable(L);
+  ds_setfuncs(L, methods, 0);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+}
+
 DS_API int luaopen_dashscope(lua_State *L) {
   if (!curl_ready) {
     CURLcode rc = curl_global_init(CURL_GLOBAL_DEFAULT);

@@ -159,22 +159,23 @@ static lua_Integer check_headers(lua_State *L, int *has_type) {
 
 /* ---- libcurl callbacks: C only, record and refuse, never raise */
 
+/* Appends to one of r's buffers; over its cap (or out of memory) records why and returns 0, which
+ * libcurl takes as an error and so aborts the transfer. */
+static size_t keep(ds_request *r, ds_buffer *b, int too_large, const char *p, size_t len) {
+  int rc = ds_buffer_append(b, p, len);
+  if (rc == DS_BUF_OK) return len;
+  r->refused = rc == DS_BUF_TOO_LARGE ? too_large : DS_REFUSED_NOMEM;
+  return 0;
+}
+
 static size_t on_body(char *p, size_t size, size_t n, void *ud) {
   ds_request *r = (ds_request *)ud;
-  size_t len = size * n;
-  int rc = ds_buffer_append(&r->body, p, len);
-  if (rc == DS_BUF_OK) return len;
-  r->refused = rc == DS_BUF_TOO_LARGE ? DS_REFUSED_BODY : DS_REFUSED_NOMEM;
-  return 0;  /* != len: libcurl aborts with CURLE_WRITE_ERROR */
+  return keep(r, &r->body, DS_REFUSED_BODY, p, size * n);
 }
 
 static size_t on_header(char *p, size_t size, size_t n, void *ud) {
   ds_request *r = (ds_request *)ud;
-  size_t len = size * n;
-  int rc = ds_buffer_append(&r->head, p, len);
-  if (rc == DS_BUF_OK) return len;
-  r->refused = rc == DS_BUF_TOO_LARGE ? DS_REFUSED_HEADERS : DS_REFUSED_NOMEM;
-  return 0;
+  return keep(r, &r->head, DS_REFUSED_HEADERS, p, size * n);
 }
 
 /* ---- construction */
@@ -514,9 +515,5 @@ static const luaL_Reg r_meta[] = {
 };
 
 void ds_request_open(lua_State *L) {
-  luaL_newmetatable(L, DS_REQUEST_MT);
-  ds_setfuncs(L, r_meta, 0);
-  ds_newlib(L, r_methods);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
+  ds_class(L, DS_REQUEST_MT, r_meta, r_methods);
 }

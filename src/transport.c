@@ -203,11 +203,7 @@ static const luaL_Reg t_meta[] = {
 };
 
 void ds_transport_open(lua_State *L) {
-  luaL_newmetatable(L, DS_TRANSPORT_MT);
-  ds_setfuncs(L, t_meta, 0);
-  ds_newlib(L, t_methods);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
+  ds_class(L, DS_TRANSPORT_MT, t_meta, t_methods);
   lua_pushcfunction(L, t_new);
   lua_setfield(L, -2, "new_transport");
 }

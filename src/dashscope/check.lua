@@ -73,7 +73,8 @@ local function in_range(v, rule)
   return (rule.min == nil or v >= rule.min) and (rule.max == nil or v <= rule.max)
 end
 
-local function range_text(rule)
+--- A rule's range in words (" from 15 to 30"), or "".
+function check.range_text(rule)
   if rule.min and rule.max then
     return " from " .. rule.min .. " to " .. rule.max
   elseif rule.min then
@@ -83,6 +84,7 @@ local function range_text(rule)
   end
   return ""
 end
+local range_text = check.range_text
 
 local URL_SCHEMES = { "^https?://[^/%s]", "^oss://[^%s]" }
 

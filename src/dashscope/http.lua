@@ -191,13 +191,6 @@ function http.advance(client, now)
   for call in pairs(client._calls) do
     if call.request and call.request:done() then
       finished[#finished + 1] = call
-    elseif call.retry_at then
-      if now >= call.retry_at then
-        send(client, call)
-        started = true
-      elseif not soonest or call.retry_at < soonest then
-        soonest = call.retry_at
-      end
     end
   end
   for _, call in ipairs(finished) do
@@ -209,14 +202,16 @@ function http.advance(client, now)
     if delay and call.attempts <= settings.max_retries
        and not (call.deadline and now + delay >= call.deadline) then
       call.retry_at = now + delay
-      if delay <= 0 then
-        send(client, call)
-        started = true
-      elseif not soonest or call.retry_at < soonest then
-        soonest = call.retry_at
-      end
     else
       finish(client, call, body, err)
+    end
+  end
+  for call in pairs(client._calls) do
+    if call.retry_at and now >= call.retry_at then
+      send(client, call)
+      started = true
+    elseif call.retry_at and (not soonest or call.retry_at < soonest) then
+      soonest = call.retry_at
     end
   end
   return soonest, started
