@@ -1,0 +1,43 @@
+-- The example scripts run as a user runs them (a separate lua5.4 process, the key and base URL
+-- from the environment), here against the local server, so they cannot rot.
+local helper = require("spec.support.helper")
+
+local function run_example(args)
+  local cmd = ("DASHSCOPE_HTTP_BASE_URL=%s DASHSCOPE_API_KEY=%s lua5.4 %s 2>&1"):format(
+    helper.BASE_URL, helper.KEY, args)
+  local p = assert(io.popen(cmd))
+  local out = p:read("*a")
+  local ok = p:close()
+  return ok, out
+end
+
+describe("the examples", function()
+  before_each(function() helper.reset() end)
+
+  for _, case in ipairs {
+    { "examples/videoretalk.lua https://example.com/v.mp4 https://example.com/a.wav" },
+    { "examples/emoji.lua" },
+    { "examples/liveportrait.lua https://example.com/f.png https://example.com/a.wav" },
+  } do
+    it("run " .. case[1]:match("^%S+") .. " to a video URL, printing statuses and the result", function()
+      local ok, out = run_example(case[1])
+      assert.is_true(ok, out)
+      assert.truthy(out:find("submitted ", 1, true), out)
+      assert.truthy(out:find("  PENDING ", 1, true), out)
+      assert.truthy(out:find('status = "SUCCEEDED"', 1, true), out)
+      assert.truthy(out:find("video: http://127.0.0.1:", 1, true), out)
+    end)
+  end
+
+  it("say how to call them when an argument is missing", function()
+    local ok, out = run_example("examples/videoretalk.lua")
+    assert.is_falsy(ok)
+    assert.truthy(out:find("usage: videoretalk.lua VIDEO_URL AUDIO_URL", 1, true), out)
+  end)
+
+  it("report a service failure on stderr with a non-zero exit", function()
+    local ok, out = run_example("examples/liveportrait.lua https://example.com/f.png https://example.com/__fail__.wav")
+    assert.is_falsy(ok)
+    assert.truthy(out:find("task failed: InvalidFile.Content", 1, true), out)
+  end)
+end)
