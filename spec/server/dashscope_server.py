@@ -547,21 +547,28 @@ def rate_limited(name, now):
 # Endpoints: one function each. `req` is a Request; each returns a Reply.
 # --------------------------------------------------------------------------------------------
 
+def checked_body(req, models, generic=None):
+    """The request's JSON body and its model's rule after every documented check, as
+    (body, model, rule, None); or (None, None, None, error reply)."""
+    body = parse_body(req)
+    if body is None:
+        return None, None, None, error_reply(400, "InvalidParameter", MSG_BODY)
+    model = body.get("model")
+    if model is None or model == "":
+        return None, None, None, error_reply(400, "InvalidParameter", "Field required: model")
+    rule = models.get(model) if isinstance(model, str) else None
+    if rule is None and generic and isinstance(model, str) and model.startswith("test-"):
+        rule = generic
+    if rule is None:
+        return None, None, None, error_reply(404, "ModelNotFound", MSG_MODEL)
+    problem = rate_limited(model, req.now) or validate(rule, body) or check_oss(req, model, body)
+    return body, model, rule, problem
+
+
 def handle_submit(req):
     if req.header("X-DashScope-Async").lower() != "enable":
         return error_reply(403, "AccessDenied", MSG_SYNC)
-    body = parse_body(req)
-    if body is None:
-        return error_reply(400, "InvalidParameter", MSG_BODY)
-    model = body.get("model")
-    if model is None or model == "":
-        return error_reply(400, "InvalidParameter", "Field required: model")
-    rule = SUBMIT_MODELS.get(model) if isinstance(model, str) else None
-    if rule is None and isinstance(model, str) and model.startswith("test-"):
-        rule = GENERIC_MODEL
-    if rule is None:
-        return error_reply(404, "ModelNotFound", MSG_MODEL)
-    problem = rate_limited(model, req.now) or validate(rule, body) or check_oss(req, model, body)
+    body, model, rule, problem = checked_body(req, SUBMIT_MODELS, GENERIC_MODEL)
     if problem:
         return problem
     request_id = new_id()
@@ -683,16 +690,7 @@ def handle_list(req):
 def handle_detect(req):
     if req.header("X-DashScope-Async").lower() == "enable":
         return error_reply(403, "AccessDenied", MSG_ASYNC)
-    body = parse_body(req)
-    if body is None:
-        return error_reply(400, "InvalidParameter", MSG_BODY)
-    model = body.get("model")
-    if model is None or model == "":
-        return error_reply(400, "InvalidParameter", "Field required: model")
-    rule = DETECT_MODELS.get(model) if isinstance(model, str) else None
-    if rule is None:
-        return error_reply(404, "ModelNotFound", MSG_MODEL)
-    problem = rate_limited(model, req.now) or validate(rule, body) or check_oss(req, model, body)
+    body, _model, rule, problem = checked_body(req, DETECT_MODELS)
     if problem:
         return problem
     output = rule["not_passed"] if "noface" in body["input"]["image_url"] else rule["passed"]
