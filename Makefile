@@ -8,6 +8,8 @@
 #
 # Every variable below can be overridden on the command line, as luarocks does.
 
+.DEFAULT_GOAL := all
+
 LUA_VERSION ?= 5.4
 LUA         ?= lua$(LUA_VERSION)
 PKG_CONFIG  ?= pkg-config

@@ -11,7 +11,14 @@ done
 [ -z "$missing" ] && exit 0
 echo "installing missing packages:$missing"
 SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+if [ "$(id -u)" -ne 0 ]; then
+    if ! command -v sudo >/dev/null 2>&1; then
+        echo "missing Debian packages:$missing" >&2
+        echo "run this as root, or install them (apt-get install$missing), or install sudo" >&2
+        exit 1
+    fi
+    SUDO="sudo"
+fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 # shellcheck disable=SC2086
