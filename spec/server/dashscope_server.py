@@ -15,6 +15,7 @@ until a slot of its model is free, then walks through its model's phases, then e
 
 import argparse
 import base64
+import collections
 import copy
 import hashlib
 import json
@@ -56,6 +57,7 @@ def default_config():
         "result_size": 65536,           # bytes served by /results/<id>.mp4
         "policy_expire_seconds": 300,   # lifetime of an upload policy
         "task_ttl": 86400,              # after this a task answers UNKNOWN and leaves the list
+        "latency": 0.0,                 # seconds every /api/v1 answer is held back (simulated network)
     }
 
 
@@ -360,7 +362,27 @@ class State:
             self.policies = {}            # policy string -> upload policy
             self.objects = {}             # uploaded key -> object
             self.stats = {"requests": 0, "connections": 0, "connections_accepted": 0, "submits": 0,
-                          "by_kind": {k: 0 for k in REQUEST_KINDS}}
+                          "by_kind": {k: 0 for k in REQUEST_KINDS}, "max_per_second": {}}
+            self.arrivals = {}            # rate-limit name -> deque of arrival times in the last 1 s
+
+    # --- request rates, whatever the limits (for /__control/stats max_per_second) ---
+    def count_arrival(self, name, now):
+        """Counts a request under `name` (a rate_limit_rps key, with ":model" for getPolicy) and keeps
+        the largest number that arrived within any sliding 1 s window, 429s included."""
+        with self.lock:
+            window = self.arrivals.setdefault(name, collections.deque())
+            window.append(now)
+            while window and window[0] <= now - 1.0:
+                window.popleft()
+            best = self.stats["max_per_second"]
+            best[name] = max(best.get(name, 0), len(window))
+
+    def reveal(self, tasks, now):
+        """Marks `tasks` (terminal in an answer being sent at `now`) as seen by the client."""
+        with self.lock:
+            for task in tasks:
+                if task.get("seen_at") is None:
+                    task["seen_at"] = now
 
     # --- rate limits ---
     def admit(self, name, now):
@@ -410,6 +432,7 @@ class State:
             "total": sum(d for _, d in phases), "started": None, "ended": None, "canceled": None,
             "outcome": outcome, "input": body.get("input"), "parameters": body.get("parameters"),
             "result_at": rule["result_at"], "usage": rule["usage"],
+            "seen_at": None,    # when an answer first showed the client its terminal status
         }
         self.tasks[task["task_id"]] = task
         self.order.append(task["task_id"])
@@ -539,6 +562,18 @@ def parse_body(req):
     return req.json if isinstance(req.json, dict) else None
 
 
+def rate_name(kind, req):
+    """The rate_limit_rps name a request counts under in max_per_second, or None."""
+    if kind in ("query", "cancel", "list"):
+        return "tasks"
+    model = req.json.get("model") if isinstance(req.json, dict) else None
+    if kind in ("submit", "detect") and isinstance(model, str) and model:
+        return model
+    if kind == "upload" and req.query.get("model"):
+        return "getPolicy:" + req.query["model"]
+    return None
+
+
 def rate_limited(name, now):
     return None if STATE.admit(name, now) else error_reply(429, "Throttling.RateQuota", MSG_RATE)
 
@@ -613,6 +648,8 @@ def handle_query(req, task_id):
         task, status = STATE.find(task_id, req.now)
         if task is None:
             return json_reply(200, {"request_id": new_id(), "output": {"task_id": task_id, "task_status": "UNKNOWN"}})
+        if status in TERMINAL:
+            req.reveals.append(task)
         return json_reply(200, task_output(task, status, req.host))
 
 
@@ -680,6 +717,9 @@ def handle_list(req):
                    for k in ("task_id", "status", "model_name", "api_key_id", "region")):
                 items.append(item)
     size, page = paging["page_size"], paging["page_no"]
+    with STATE.lock:
+        req.reveals.extend(STATE.tasks[item["task_id"]] for item in items[(page - 1) * size:page * size]
+                           if item["status"] in TERMINAL)
     return json_reply(200, {
         "total": len(items), "data": items[(page - 1) * size:page * size],
         "total_page": math.ceil(len(items) / size), "page_no": page,
@@ -914,6 +954,7 @@ def validate_config(cfg):
     cfg["result_size"] = int(cfg["result_size"])
     number(cfg["policy_expire_seconds"], "policy_expire_seconds")
     number(cfg["task_ttl"], "task_ttl")
+    number(cfg["latency"], "latency")
 
 
 MERGED_KEYS = ("durations", "rate_limit_rps")   # objects merged key by key; others replaced
@@ -986,6 +1027,15 @@ def control_faults(method, body):
         return json_reply(200, STATE.faults)
 
 
+def ended_at(task, status):
+    """Server epoch when the task reached its terminal status (from the clock model), or None."""
+    if status == "CANCELED":
+        return task["canceled"]
+    if status in TERMINAL or status == "EXPIRED":
+        return task["ended"]
+    return None
+
+
 def control_tasks(now):
     with STATE.lock:
         STATE.advance(now)
@@ -994,6 +1044,7 @@ def control_tasks(now):
             t = dict(STATE.tasks[tid])
             t["status"] = STATE.status(STATE.tasks[tid], now)
             t["phases"] = [list(p) for p in t["phases"]]
+            t["ended_at"] = ended_at(t, t["status"])
             if t["status"] == "SUCCEEDED":
                 t["result_sha256"] = hashlib.sha256(result_bytes(STATE.config["result_size"])).hexdigest()
             out.append(t)
@@ -1036,6 +1087,7 @@ class Request:
         self.headers = handler.headers
         self.host = "%s:%d" % handler.server.public_address
         self.api_key = ""
+        self.reveals = []     # tasks whose terminal status this answer shows (STATE.reveal on send)
         try:
             self.json = json.loads(body.decode("utf-8"), parse_constant=lambda c: None) if body else None
         except (ValueError, UnicodeDecodeError):
@@ -1112,7 +1164,13 @@ class Handler(BaseHTTPRequestHandler):
             if reply is None:
                 reply = (needs_auth and check_auth(req)) or self.answer(req, fn, args)
             with STATE.lock:
+                latency = STATE.config["latency"] if path == BASE or path.startswith(BASE + "/") else 0
+            if latency > 0:
+                time.sleep(latency)
+            with STATE.lock:
                 entry["answered"] = reply.status    # set before sending: the client may read the log at once
+            if req.reveals and reply.mode == "normal":
+                STATE.reveal(req.reveals, time.time())
             self.send(reply, method)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
@@ -1140,6 +1198,9 @@ class Handler(BaseHTTPRequestHandler):
             STATE.log.append(entry)
             STATE.stats["requests"] += 1
             STATE.stats["by_kind"][kind] += 1
+            name = rate_name(kind, req)
+            if name:
+                STATE.count_arrival(name, req.now)
             if getattr(self, "generation", None) != STATE.generation:   # first use since reset
                 self.generation = STATE.generation
                 STATE.stats["connections"] += 1
