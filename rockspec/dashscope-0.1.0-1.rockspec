@@ -28,7 +28,8 @@ build = {
   type = "builtin",
   modules = {
     dashscope = {
-      sources = { "src/buffer.c", "src/clock.c", "src/headers.c", "src/module.c", "src/request.c", "src/transport.c" },
+      sources = { "src/buffer.c", "src/clock.c", "src/headers.c", "src/module.c", "src/request.c", "src/transport.c",
+                  "src/watch.c" },
       libraries = { "curl" },
       incdirs = { "$(CURL_INCDIR)", "/usr/include/x86_64-linux-gnu" },
       libdirs = { "$(CURL_LIBDIR)" },
@@ -40,7 +41,10 @@ build = {
     ["dashscope.errors"] = "src/dashscope/errors.lua",
     ["dashscope.http"] = "src/dashscope/http.lua",
     ["dashscope.json"] = "src/dashscope/json.lua",
+    ["dashscope.limiter"] = "src/dashscope/limiter.lua",
     ["dashscope.models"] = "src/dashscope/models.lua",
+    ["dashscope.schedule"] = "src/dashscope/schedule.lua",
+    ["dashscope.scheduler"] = "src/dashscope/scheduler.lua",
     ["dashscope.task"] = "src/dashscope/task.lua",
   },
 }

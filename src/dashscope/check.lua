@@ -191,6 +191,29 @@ types["function"] = function(v)
   return v
 end
 
+-- Quotas: false (none), true (the defaults), or { submit = { [model] = rate }, tasks = rate }.
+function types.rate_limits(v)
+  local must = "must be false, true or { submit = { [model] = per second }, tasks = per second }"
+  if type(v) == "boolean" then
+    return v
+  end
+  if type(v) ~= "table" then
+    return nil, must
+  end
+  for k, x in pairs(v) do
+    if k == "tasks" then
+      if type(x) ~= "number" or x <= 0 then return nil, must end
+    elseif k == "submit" and type(x) == "table" then
+      for model, rate in pairs(x) do
+        if type(model) ~= "string" or type(rate) ~= "number" or rate <= 0 then return nil, must end
+      end
+    else
+      return nil, must
+    end
+  end
+  return v
+end
+
 --- Raises the standard misuse error. `level` points at the caller's caller's code.
 function check.fail(what, text, level)
   error(what .. ": " .. text, (level or 1) + 1)

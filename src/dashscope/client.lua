@@ -9,6 +9,7 @@ local models = require("dashscope.models")
 local json = require("dashscope.json")
 local http = require("dashscope.http")
 local task = require("dashscope.task")
+local scheduler = require("dashscope.scheduler")
 
 local dashscope = {
   VERSION = core.VERSION,
@@ -18,6 +19,9 @@ local dashscope = {
 
 local Client = { __name = "dashscope.Client" }
 Client.__index = Client
+for name, method in pairs(scheduler) do
+  Client[name] = method
+end
 
 local function lua_version()
   if type(jit) == "table" and jit.version then
@@ -32,9 +36,9 @@ function dashscope.new(opts)
   local self = setmetatable({
     base_url = settings.base_url,
     _settings = settings,
-    _transport = core.new_transport(),
-    _watched = {},
+    _transport = core.new_transport { max_connections = settings.max_connections },
   }, Client)
+  self:_init_scheduler(settings)
   local ua = string.format("lua-dashscope/%s (%s; %s)", core.VERSION, lua_version(), core.curl_version)
   if settings.user_agent then
     ua = ua .. " " .. settings.user_agent
@@ -56,99 +60,12 @@ local function checkself(self, method)
   end
 end
 
-function Client:_now()
-  return core.now()
-end
-
 --- Closes the client's connections; every call in flight is dropped. Idempotent.
 function Client:close()
   http.close(self)
   self._transport:close()
 end
 Client.__close = Client.close
-
--- Tasks somebody waits on are polled by step(); a count, since several coroutines may wait.
-function Client:_watch(t)
-  t._watchers = t._watchers + 1
-  self._watched[t] = true
-end
-
-function Client:_unwatch(t)
-  t._watchers = t._watchers - 1
-  if t._watchers <= 0 then
-    self._watched[t] = nil
-  end
-end
-
---- One non-blocking step: advances every transfer in flight, finishes calls, starts the status
---- queries that are due. Returns the seconds until it next has work (0: call again now).
-function Client:step()
-  local transport = self._transport
-  local curl_timeout, soonest, started
-  -- Until nothing new starts: a transfer started here may finish within the next perform, and
-  -- must be seen before this step says how long nobody needs to look.
-  repeat
-    curl_timeout = select(2, transport:perform())
-    local now = core.now()
-    soonest, started = http.advance(self, now)
-    for t in pairs(self._watched) do
-      if t:ended() or t._fatal then
-        self._watched[t] = nil
-      elseif not t._inflight then
-        if now >= t._next_poll then
-          t:_query()
-          started = true
-        elseif not soonest or t._next_poll < soonest then
-          soonest = t._next_poll
-        end
-      end
-    end
-  until not started
-  local delay = soonest and math.max(0, soonest - core.now()) or 3600
-  if curl_timeout then
-    delay = math.min(delay, curl_timeout)
-  elseif transport:pending() > 0 then
-    delay = math.min(delay, 1) -- libcurl waits on sockets only: poll() wakes up early anyway
-  end
-  return delay
-end
-
---- Runs step() until `finished()` is true or `deadline` (clock seconds) passes: true, or false on
---- the deadline. Waits through `sleep` (or the client's) when given, else blocks in libcurl.
-function Client:_run(finished, deadline, sleep)
-  sleep = sleep or self._settings.sleep
-  local transport = self._transport
-  while not finished() do
-    local delay = self:step()
-    if finished() then
-      break
-    end
-    local now = core.now()
-    if deadline and now >= deadline then
-      return false
-    end
-    if deadline then
-      delay = math.min(delay, deadline - now)
-    end
-    if sleep then
-      -- A sleep function cannot watch sockets: look again soon while transfers are in flight.
-      if transport:pending() > 0 then
-        delay = math.min(delay, 0.01)
-      end
-      sleep(delay)
-    else
-      transport:wait(delay)
-    end
-  end
-  return true
-end
-
--- Runs one call to its end (through retries) and returns its body, or nil and err.
-function Client:_call(call)
-  http.start(self, call)
-  self:_run(function() return call.done end)
-  return call.body_value, call.err
-end
 
 local SUBMIT_PATH = "/services/aigc/image2video/video-synthesis"
 
@@ -170,7 +87,8 @@ local function submit_shape(body)
   return true
 end
 
--- Sends one checked job asynchronously; a task handle, or nil and err.
+-- Sends one checked job asynchronously (within the model's submit quota); a task handle, or nil
+-- and err.
 function Client:_submit(model, input, parameters)
   local headers = { "X-DashScope-Async: enable" }
   if has_oss_url(input) then
@@ -179,11 +97,14 @@ function Client:_submit(model, input, parameters)
   local body, err = self:_call {
     method = "POST", path = SUBMIT_PATH, kind = "submit", headers = headers, expect = submit_shape,
     body = json.encode({ model = model, input = input, parameters = parameters }),
+    limiter = self._limits.submit[model],
   }
   if not body then
     return nil, err
   end
-  return task.new(self, body.output.task_id, model, body.request_id, body.output.task_status)
+  local t = task.new(self, body.output.task_id, model, body.request_id, body.output.task_status, core.now())
+  self:_track(t) -- a submitted task is followed from now on, whoever waits for it later
+  return t
 end
 
 -- One method per model, made from its contract: check the flat table, place each field, submit.

@@ -7,18 +7,27 @@ local config = {}
 
 config.DEFAULT_BASE_URL = "https://dashscope.aliyuncs.com/api/v1"
 
--- Defaults of the scheduler: the official SDKs' wait() schedule (1 s, doubling every 3 queries,
--- at most 5 s), and protocol.md §11's retry policy.
+-- Defaults of the scheduler (schedule.lua: 1 s, growing 1.5x per query up to 10 s while a
+-- model's run time is unknown) and protocol.md §11's retry policy.
 config.DEFAULTS = {
   timeout = 60,
   connect_timeout = 10,
   poll_interval = 1,
-  max_poll_interval = 5,
+  max_poll_interval = 10,
   wait_timeout = 3 * 3600,
   max_retries = 3,
   retry_base_delay = 0.5,
   retry_max_delay = 20,
   max_body = 4 * 1024 * 1024,
+  max_connections = 6,
+}
+
+-- The service's quotas per account (protocol.md §10): submits per second per model, and queries,
+-- cancels and lists per second together. The client keeps inside them unless told otherwise.
+config.RATE_LIMITS = {
+  submit = { videoretalk = 1, ["emoji-v1"] = 1, liveportrait = 5,
+             ["emoji-detect-v1"] = 1, ["liveportrait-detect"] = 5 },
+  tasks = 20,
 }
 
 config.OPTIONS = {
@@ -30,12 +39,14 @@ config.OPTIONS = {
   { name = "timeout", type = "number", min = 0.001, doc = "seconds, per HTTP request (default 60)" },
   { name = "connect_timeout", type = "number", min = 0.001, doc = "seconds, per connection (default 10)" },
   { name = "poll_interval", type = "number", min = 0.001, doc = "seconds before the first status query (default 1)" },
-  { name = "max_poll_interval", type = "number", min = 0.001, doc = "longest delay between two status queries (default 5)" },
+  { name = "max_poll_interval", type = "number", min = 0.001, doc = "longest delay between two status queries (default 10)" },
   { name = "wait_timeout", type = "number", min = 0, doc = "default deadline of task:wait, seconds (default 3 h)" },
   { name = "max_retries", type = "integer", min = 0, max = 100, doc = "retries of a retryable failure (default 3)" },
   { name = "retry_base_delay", type = "number", min = 0, doc = "back-off base, seconds (default 0.5)" },
   { name = "retry_max_delay", type = "number", min = 0, doc = "back-off cap, seconds (default 20)" },
   { name = "max_body", type = "integer", min = 1024, doc = "largest JSON answer accepted, bytes (default 4 MiB)" },
+  { name = "max_connections", type = "integer", min = 1, max = 256, doc = "TCP connections the client may open at once (default 6); more requests queue" },
+  { name = "rate_limits", type = "rate_limits", doc = "false, or { submit = { [model] = per second }, tasks = per second }: the quotas the client keeps (default: the service's, protocol.md §10)" },
   { name = "user_agent", type = "string", header = true, doc = "appended to the User-Agent" },
   { name = "sleep", type = "function", doc = "function(seconds) called instead of blocking, e.g. ngx.sleep; may yield" },
 }
@@ -119,6 +130,9 @@ function config.settings(opts, level, getenv)
   if s.poll_interval > s.max_poll_interval then
     check.fail("dashscope.new", "poll_interval (" .. s.poll_interval .. ") must not exceed max_poll_interval ("
       .. s.max_poll_interval .. ")", level)
+  end
+  if s.rate_limits == nil or s.rate_limits == true then
+    s.rate_limits = config.RATE_LIMITS
   end
   s.data_inspection = getenv("DASHSCOPE_DISABLE_DATA_INSPECTION") == "false"
   return s

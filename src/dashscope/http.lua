@@ -152,15 +152,30 @@ local function send(client, call)
     user_agent = client._user_agent,
   }
   call.attempts = call.attempts + 1
-  call.retry_at = nil
+  call.send_at = nil
 end
 
---- Queues a call: { method, path, body (JSON text) , headers (extra), kind, expect, on_done }.
---- `on_done(body, err)` runs from client:step when the call has finished (after any retries).
+-- Sends `call` now if its limiter lets it, else sets when to try again. True when sent.
+local function try_send(client, call, now)
+  local wait = call.limiter and call.limiter:delay(now) or 0
+  if wait > 0 then
+    call.send_at = now + wait
+    return false
+  end
+  if call.limiter then
+    call.limiter:take(now)
+  end
+  send(client, call)
+  return true
+end
+
+--- Queues a call: { method, path, body (JSON text), headers (extra), kind, expect, limiter,
+--- on_done }. It goes out as soon as its limiter allows; `on_done(body, err)` runs from
+--- client:step when the call has finished (after any retries).
 function http.start(client, call)
   call.attempts = 0
   client._calls[call] = true
-  send(client, call)
+  try_send(client, call, core.now())
   return call
 end
 
@@ -180,9 +195,9 @@ local function backoff(settings, attempt)
   return math.random() * cap -- full jitter
 end
 
---- Moves every call of `client` on: finished transfers are classified, retried or completed; due
---- retries are sent. Returns the time of the earliest pending retry (or nil) and whether a
---- transfer was started.
+--- Moves every call of `client` on: finished transfers are classified, retried or completed;
+--- calls whose time has come are sent when their limiter allows. Returns the earliest time a
+--- waiting call wants to go (or nil) and whether a transfer was started.
 function http.advance(client, now)
   local key = credentials[client].key
   local settings = client._settings
@@ -199,19 +214,22 @@ function http.advance(client, now)
     call.request = nil
     local body, err, retry_after = http.classify(call.kind, resp, terr, call.expect, key)
     local delay = err and err.retryable and (retry_after or backoff(settings, call.attempts))
+    if err and err.status == 429 and call.limiter then
+      call.limiter:pause(now, delay or backoff(settings, call.attempts))
+    end
     if delay and call.attempts <= settings.max_retries
        and not (call.deadline and now + delay >= call.deadline) then
-      call.retry_at = now + delay
+      call.send_at = now + delay
     else
       finish(client, call, body, err)
     end
   end
   for call in pairs(client._calls) do
-    if call.retry_at and now >= call.retry_at then
-      send(client, call)
-      started = true
-    elseif call.retry_at and (not soonest or call.retry_at < soonest) then
-      soonest = call.retry_at
+    if call.send_at and now >= call.send_at then
+      started = try_send(client, call, now) or started
+    end
+    if call.send_at and (not soonest or call.send_at < soonest) then
+      soonest = call.send_at
     end
   end
   return soonest, started

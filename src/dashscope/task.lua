@@ -1,6 +1,7 @@
 -- Task handles: one async job of the service (protocol.md §4, §5). A task knows its id, model and
--- last status; it is polled on the client's schedule while somebody waits on it, and turns the
--- final answer into the result table of API.md. Waiting loops live in client.lua (they may yield).
+-- last status; while the client tracks it, the client's scheduler (schedule.lua) asks about it and
+-- this file turns each answer into state, the final answer into the result table of API.md, and
+-- status changes into events for whoever watches. The loops that wait live in client.lua.
 local errors = require("dashscope.errors")
 local http = require("dashscope.http")
 local check = require("dashscope.check")
@@ -36,13 +37,12 @@ local function video_url(body, model)
   return dig(body, "output.video_url") or dig(body, "output.results.video_url")
 end
 
-function task.new(client, id, model, request_id, status)
+--- A handle. `submitted` (client clock) is given for a task this client has just submitted.
+function task.new(client, id, model, request_id, status, submitted)
   return setmetatable({
     id = id, model = model, request_id = request_id,
-    _client = client, _status = status or "PENDING",
-    _polls = 0, _interval = client._settings.poll_interval,
-    _next_poll = status and client:_now() + client._settings.poll_interval or 0,
-    _watchers = 0,
+    _client = client, _status = status or "PENDING", _polls = 0,
+    _submitted_local = submitted, _watchers = {},
   }, Task)
 end
 
@@ -91,51 +91,14 @@ local function make_result(self, body)
   }
 end
 
--- Applies one query answer (or its failure) to the task.
-function Task:_apply(body, err)
-  if err then
-    self._last_error = err
-    if not err.retryable then
-      self._fatal = err
-    end
-    return
+--- How the task ended: the result for SUCCEEDED, else nil and the error saying why.
+function Task:outcome()
+  if self._fatal then
+    return nil, self._fatal
   end
-  self._last_error = nil
-  self._status = body.output.task_status
-  if TERMINAL[self._status] then
-    self._result = make_result(self, body)
-  end
-end
-
--- Schedules the next status query: the SDK's schedule by default (protocol.md §12.1), starting
--- at poll_interval and doubling every third query up to max_poll_interval.
-function Task:_schedule(now)
-  local s = self._client._settings
-  self._polls = self._polls + 1
-  if self._polls % 3 == 0 then
-    self._interval = math.min(self._interval * 2, s.max_poll_interval)
-  end
-  self._next_poll = now + self._interval
-end
-
---- Starts one status query (non-blocking). `on_done(body, err)` runs when it has finished.
-function Task:_query(on_done)
-  self._inflight = true
-  return http.start(self._client, {
-    method = "GET", path = "/tasks/" .. self.id, kind = "query", expect = query_shape,
-    on_done = function(body, err)
-      self._inflight = false
-      self:_apply(body, err)
-      self:_schedule(self._client:_now())
-      if on_done then on_done(body, err) end
-    end,
-  })
-end
-
-function Task:_end_error()
   local r, status = self._result, self._status
   if status == "SUCCEEDED" then
-    return nil
+    return r
   end
   local e = { task_id = self.id, request_id = r and r.request_id }
   if status == "FAILED" then
@@ -143,10 +106,80 @@ function Task:_end_error()
     e.message = r and r.message or "the task failed"
   elseif status == "CANCELED" then
     e.code, e.message = "TaskCanceled", "the task was canceled"
-  elseif status == "UNKNOWN" then
+  else
     e.code, e.message = "TaskUnknown", "the service does not know this task (unknown id, or older than 24 h)"
   end
-  return errors.new(e)
+  return nil, errors.new(e)
+end
+
+--- Registers callbacks { on_status = fn(task, status), on_done = fn(task, result, err) }; they run
+--- from client:step. Returns the registration (for Task:_unwatch).
+function Task:_watch(callbacks)
+  self._watchers[#self._watchers + 1] = callbacks
+  return callbacks
+end
+
+function Task:_unwatch(callbacks)
+  for i, w in ipairs(self._watchers) do
+    if w == callbacks then
+      table.remove(self._watchers, i)
+      return
+    end
+  end
+end
+
+-- Queues the events of a change of status (and of the end) for delivery by the client.
+function Task:_changed()
+  local client = self._client
+  for _, w in ipairs(self._watchers) do
+    if w.on_status then client:_emit(w.on_status, self, self._status) end
+  end
+  if self:ended() or self._fatal then
+    local result, err = self:outcome()
+    local watchers = self._watchers
+    self._watchers = {}
+    for _, w in ipairs(watchers) do
+      if w.on_done then client:_emit(w.on_done, self, result, err) end
+    end
+  end
+end
+
+-- Applies one query answer (or its failure) to the task; true when the status changed.
+function Task:_apply(body, err)
+  if err then
+    self._last_error = err
+    if not err.retryable then
+      self._fatal = err
+      return true
+    end
+    return false
+  end
+  self._last_error = nil
+  local before = self._status
+  self._status = body.output.task_status
+  if TERMINAL[self._status] then
+    self._result = make_result(self, body)
+  end
+  return self._status ~= before
+end
+
+--- Starts one status query (non-blocking). `on_done(body, err)` runs when it has finished.
+function Task:_query(on_done)
+  local client = self._client
+  self._inflight = true
+  self._polls = self._polls + 1
+  self._last_poll = client:_now()
+  return http.start(client, {
+    method = "GET", path = "/tasks/" .. self.id, kind = "query", expect = query_shape,
+    limiter = client._limits.tasks,
+    on_done = function(body, err)
+      self._inflight = false
+      local changed = self:_apply(body, err)
+      client:_answered(self, body, err)
+      if changed then self:_changed() end
+      if on_done then on_done(body, err) end
+    end,
+  })
 end
 
 --- One status query now: the status, or nil and err.
@@ -169,62 +202,31 @@ task.WAIT_OPTIONS = WAIT_OPTIONS
 --- Waits until the task ends: the result for SUCCEEDED, else nil and err.
 function Task:wait(opts)
   local o = check.fields(WAIT_OPTIONS, opts or {}, "task:wait", 2)
-  local client = self._client
-  local deadline = client:_now() + (o.timeout or client._settings.wait_timeout)
-  local seen, raised = nil, nil
-  local function changed()
-    if self._status ~= seen then
-      seen = self._status
-      if o.on_status then
-        -- pcall only around the callback: a pcall around the loop would stop a sleep that yields
-        -- on Lua 5.1. The error is raised again once the task is no longer watched.
-        local ok, e = pcall(o.on_status, self, seen)
-        if not ok then
-          raised = { e }
-          return true
-        end
-      end
-    end
-    return self:ended() or self._fatal ~= nil
+  local watch
+  if o.on_status then
+    o.on_status(self, self._status)
+    watch = self:_watch { on_status = o.on_status }
   end
-  self._fatal = nil
-  client:_watch(self)
-  local finished = client:_run(changed, deadline, o.sleep)
-  client:_unwatch(self)
-  if raised then
-    error(raised[1], 0)
-  end
-  if self._fatal then
-    return nil, self._fatal
-  end
-  if not finished then
-    local last = self._last_error and (" (last query: " .. tostring(self._last_error) .. ")") or ""
-    return nil, errors.new({
-      code = "WaitTimeout", task_id = self.id, retryable = true,
-      message = string.format("task still %s after waiting %g s%s", self._status,
-        o.timeout or client._settings.wait_timeout, last),
-    })
-  end
-  local err = self:_end_error()
-  if err then
-    return nil, err
-  end
-  return self._result
+  local _, result, err = self._client:each_done({ self }, { timeout = o.timeout, sleep = o.sleep })()
+  if watch then self:_unwatch(watch) end
+  return result, err
 end
 
 --- Cancels a task that is still PENDING: true, or nil and err.
 function Task:cancel()
-  local call = http.start(self._client, {
-    method = "POST", path = "/tasks/" .. self.id .. "/cancel", kind = "query",
-  })
-  self._client:_run(function() return call.done end)
-  if call.err then
-    call.err.task_id = self.id
-    return nil, call.err
+  local client = self._client
+  local body, err = client:_call {
+    method = "POST", path = "/tasks/" .. self.id .. "/cancel", kind = "query", limiter = client._limits.tasks,
+  }
+  if not body then
+    err.task_id = self.id
+    return nil, err
   end
   self._status = "CANCELED"
   self._result = { task_id = self.id, model = self.model, status = "CANCELED",
-                   request_id = call.body_value.request_id, output = {} }
+                   request_id = body.request_id, output = {} }
+  client:_answered(self, nil, nil)
+  self:_changed()
   return true
 end
 

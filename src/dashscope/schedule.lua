@@ -1,0 +1,142 @@
+-- When to ask the service about each task: polls go where news is likely.
+--
+-- Tasks are grouped in lanes, one per model. A lane learns from the answers it gets:
+--   * how long a task of this model runs (end_time - scheduled_time of SUCCEEDED tasks, both in
+--     the service's clock, so clock skew cancels out), as a median of the recent ones;
+--   * whether the service runs this model's tasks one at a time (protocol.md §10: it queues the
+--     rest) or in parallel: a task seen PENDING while another of ours runs means a queue; a task
+--     seen running while another of ours runs means parallel;
+--   * how the service's clock maps onto ours (the submit answer's arrival against submit_time).
+-- With a duration known, each task is asked once, just after its expected end (its own start
+-- when seen, else its submit for a parallel lane, else its predecessor's expected end in a queue),
+-- then again on a short, growing step if it was not done yet. Without one, only the lane's head
+-- (and one probe behind it, until the lane's kind is known) is asked, on a geometric schedule from
+-- poll_interval to max_poll_interval; the tasks queued behind wait for news.
+local schedule = {}
+
+local Lane = {}
+Lane.__index = Lane
+
+local RUNNING = { ["PRE-PROCESSING"] = true, RUNNING = true, ["POST-PROCESSING"] = true }
+local GROWTH = 1.5     -- geometric schedule factor while the duration is unknown
+local KEEP = 16        -- durations remembered per lane
+
+--- "2025-12-26 11:33:03.146" -> seconds on a fixed scale (differences are what matter).
+function schedule.parse_time(text)
+  if type(text) ~= "string" then return nil end
+  local y, mo, d, h, mi, s, frac = text:match("^(%d+)%-(%d+)%-(%d+)[ T](%d+):(%d+):(%d+)%.?(%d*)")
+  if not y then return nil end
+  local t = os.time { year = tonumber(y), month = tonumber(mo), day = tonumber(d),
+                      hour = tonumber(h), min = tonumber(mi), sec = tonumber(s), isdst = false }
+  if not t then return nil end
+  return t + (frac ~= "" and tonumber(frac) / 10 ^ #frac or 0)
+end
+
+function schedule.lane(model)
+  return setmetatable({ model = model, durations = {}, live = {}, parallel = nil }, Lane)
+end
+
+--- The typical run time of this lane's tasks, or nil before the first has succeeded.
+function Lane:duration()
+  local n = #self.durations
+  if n == 0 then return nil end
+  local sorted = {}
+  for i, d in ipairs(self.durations) do sorted[i] = d end
+  table.sort(sorted)
+  return sorted[math.floor((n + 1) / 2)]
+end
+
+function Lane:add(task)
+  self.live[#self.live + 1] = task
+end
+
+function Lane:remove(task)
+  for i, t in ipairs(self.live) do
+    if t == task then
+      table.remove(self.live, i)
+      return
+    end
+  end
+end
+
+-- Is another live task of the lane, besides `task`, known to be running?
+local function other_running(lane, task)
+  for _, t in ipairs(lane.live) do
+    if t ~= task and RUNNING[t._status] then return true end
+  end
+  return false
+end
+
+--- Learns from one query answer's output for `task` (its status already applied).
+--- `clock` is the client's clock mapping { offset = local - service }.
+function Lane:observe(task, out, clock)
+  local submit = schedule.parse_time(out.submit_time)
+  if submit and task._submitted_local then
+    local offset = task._submitted_local - submit
+    if not clock.offset or offset < clock.offset then clock.offset = offset end
+  end
+  local started = schedule.parse_time(out.scheduled_time)
+  if started and clock.offset then
+    task._started_local = started + clock.offset
+  end
+  local status = out.task_status
+  if self.parallel == nil then
+    if RUNNING[status] and other_running(self, task) then
+      self.parallel = true
+    elseif status == "PENDING" and other_running(self, task) then
+      self.parallel = false
+    end
+  end
+  local ended = schedule.parse_time(out.end_time)
+  if status == "SUCCEEDED" and started and ended and ended >= started then
+    table.insert(self.durations, ended - started)
+    if #self.durations > KEEP then table.remove(self.durations, 1) end
+  end
+end
+
+local function margin(duration)
+  return 0.02 + 0.01 * duration
+end
+
+--- Sets `_next_poll` (local clock) for every live task of the lane; nil means "not now: wait for
+--- news". `s` holds poll_interval and max_poll_interval.
+function Lane:plan(now, s)
+  local d = self:duration()
+  local previous_end = nil -- a queue: expected end of the task before
+  for rank, t in ipairs(self.live) do
+    if t._inflight then
+      -- its answer will replan
+    elseif d then
+      local start = t._started_local
+      if not start then
+        start = t._submitted_local or now
+        if self.parallel == false and previous_end and previous_end > start then
+          start = previous_end
+        end
+      end
+      local due = start + d + margin(d)
+      previous_end = start + d
+      t._expected_end = start + d
+      if not t._submitted_local and not t._last_poll then
+        due = now -- a task resumed by id: first see where it is
+      elseif t._last_poll and t._last_poll >= due - margin(d) then
+        -- asked at or after the expected end and not done: a short step that grows
+        local step = math.max(0.05, 0.05 * d) * 2 ^ math.max(0, (t._late or 1) - 1)
+        due = t._last_poll + math.min(step, s.max_poll_interval)
+      end
+      t._next_poll = due
+    else
+      local heads = self.parallel == true and math.huge or self.parallel == false and 1 or 2
+      if rank <= heads or t._last_poll == nil and t._submitted_local == nil then
+        local interval = math.min(s.poll_interval * GROWTH ^ (t._polls or 0), s.max_poll_interval)
+        t._next_poll = (t._last_poll or t._submitted_local or (now - interval)) + interval
+      else
+        t._next_poll = nil
+      end
+    end
+  end
+end
+
+schedule.RUNNING = RUNNING
+
+return schedule

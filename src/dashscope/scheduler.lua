@@ -1,0 +1,273 @@
+-- The client's scheduler: the methods that move every task and call of a client forward, and the
+-- loops that wait. One non-blocking step (client:step) does all the work; every wait is a loop
+-- around it in Lua, so a `sleep` function may yield (LuaJIT cannot yield across a C call), and an
+-- event loop can drive the same step from socket and timer callbacks instead (client:sockets,
+-- client:socket_ready). Which task to ask about, and when, is schedule.lua's business; the quotas
+-- are limiter.lua's. Client methods: copied into the Client class by client.lua.
+local core = require("dashscope.core")
+local check = require("dashscope.check")
+local errors = require("dashscope.errors")
+local http = require("dashscope.http")
+local limiter = require("dashscope.limiter")
+local schedule = require("dashscope.schedule")
+
+local S = {}
+
+--- Sets up the scheduler's state on a new client.
+function S._init_scheduler(self, settings)
+  local limits = settings.rate_limits
+  self._limits = { tasks = limiter.new(limits and limits.tasks), submit = {} }
+  for model, rate in pairs(limits and limits.submit or {}) do
+    self._limits.submit[model] = limiter.new(rate)
+  end
+  self._lanes, self._live, self._dirty = {}, {}, {}
+  self._clock = {}
+  self._events = {}
+end
+
+function S:_now()
+  return core.now()
+end
+
+local function lane_of(self, t)
+  local name = t.model or "?"
+  local lane = self._lanes[name]
+  if not lane then
+    lane = schedule.lane(name)
+    self._lanes[name] = lane
+  end
+  return lane
+end
+
+--- Starts tracking a task: from now on step() asks about it on its lane's schedule.
+function S:_track(t)
+  if self._live[t] or t:ended() then return end
+  self._live[t] = true
+  local lane = lane_of(self, t)
+  lane:add(t)
+  self._dirty[lane] = true
+end
+
+function S:_untrack(t)
+  if not self._live[t] then return end
+  self._live[t] = nil
+  local lane = lane_of(self, t)
+  lane:remove(t)
+  self._dirty[lane] = true
+end
+
+--- Called by task.lua after each answer about `t` (body nil for a cancel).
+function S:_answered(t, body, err)
+  local lane = lane_of(self, t)
+  if body and body.output then
+    lane:observe(t, body.output, self._clock)
+  end
+  if not err and t._expected_end and t._last_poll and t._last_poll >= t._expected_end then
+    t._late = (t._late or 0) + 1
+  end
+  if t:ended() or t._fatal then
+    self:_untrack(t)
+  end
+  self._dirty[lane] = true
+end
+
+--- Queues a user callback; step() runs the queue once its own work is done, so a callback that
+--- raises leaves the client consistent.
+function S:_emit(fn, ...)
+  self._events[#self._events + 1] = { fn = fn, n = select("#", ...), ... }
+end
+
+local function deliver(self)
+  local events = self._events
+  while #events > 0 do
+    local e = table.remove(events, 1)
+    e.fn((table.unpack or unpack)(e, 1, e.n))
+  end
+end
+
+--- One non-blocking step: advances every transfer in flight, finishes calls, sends the status
+--- queries that are due. Returns the seconds until it next has work (0: call again now).
+function S:step()
+  local transport = self._transport
+  local curl_timeout, soonest, started
+  -- Until nothing new starts: a transfer started here may finish within the next perform, and
+  -- must be seen before this step says how long nobody needs to look.
+  repeat
+    curl_timeout = select(2, transport:perform())
+    local now = core.now()
+    soonest, started = http.advance(self, now)
+    for lane in pairs(self._dirty) do
+      lane:plan(now, self._settings)
+      self._dirty[lane] = nil
+    end
+    for t in pairs(self._live) do
+      local due = not t._inflight and t._next_poll
+      if due and now >= due then
+        t:_query()
+        started = true
+      elseif due and (not soonest or due < soonest) then
+        soonest = due
+      end
+    end
+  until not started
+  deliver(self)
+  local delay = soonest and math.max(0, soonest - core.now()) or 3600
+  if curl_timeout then
+    delay = math.min(delay, curl_timeout)
+  elseif transport:pending() > 0 then
+    delay = math.min(delay, 1) -- libcurl is waiting on sockets: a socket wakes the wait anyway
+  end
+  if #self._events > 0 then delay = 0 end
+  return delay
+end
+
+--- Runs step() until `finished()` is true or `deadline` (clock seconds) passes: true, or false on
+--- the deadline. Waits through `sleep` (or the client's) when given, else blocks in libcurl.
+function S:_run(finished, deadline, sleep)
+  sleep = sleep or self._settings.sleep
+  local transport = self._transport
+  while not finished() do
+    local delay = self:step()
+    if finished() then
+      break
+    end
+    local now = core.now()
+    if deadline and now >= deadline then
+      return false
+    end
+    if deadline then
+      delay = math.min(delay, deadline - now)
+    end
+    if sleep then
+      -- A sleep function cannot watch sockets: look again soon while transfers are in flight.
+      if transport:pending() > 0 then
+        delay = math.min(delay, 0.01)
+      end
+      sleep(delay)
+    else
+      transport:wait(delay)
+    end
+  end
+  return true
+end
+
+-- Runs one call to its end (through retries and quota waits): its body, or nil and err.
+function S:_call(call)
+  http.start(self, call)
+  self:_run(function() return call.done end)
+  return call.body_value, call.err
+end
+
+local MANY_OPTIONS = {
+  { name = "timeout", type = "number", min = 0, doc = "seconds (default: the client's wait_timeout)" },
+  { name = "sleep", type = "function", doc = "function(seconds) used instead of blocking, e.g. ngx.sleep" },
+}
+S.MANY_OPTIONS = MANY_OPTIONS
+
+local function check_tasks(self, tasks, what)
+  if type(tasks) ~= "table" then
+    check.fail(what, "expects an array of tasks, got " .. type(tasks), 3)
+  end
+  for i, t in ipairs(tasks) do
+    if type(t) ~= "table" or t._client ~= self then
+      check.fail(what, "tasks[" .. i .. "] is not a task of this client", 3)
+    end
+  end
+end
+
+--- for task, result, err in client:each_done(tasks, opts) do ... end: every task once, in the order
+--- they end; at the deadline the rest come with a WaitTimeout error, in the order given.
+function S:each_done(tasks, opts)
+  check_tasks(self, tasks, "each_done")
+  local o = check.fields(MANY_OPTIONS, opts or {}, "each_done", 2)
+  local timeout = o.timeout or self._settings.wait_timeout
+  local deadline = core.now() + timeout
+  local done, reported, regs = {}, {}, {}
+  for _, t in ipairs(tasks) do
+    if not reported[t] and not regs[t] then
+      if t:ended() or t._fatal then
+        done[#done + 1] = t
+      else
+        t._fatal = nil
+        regs[t] = t:_watch { on_done = function(tt) done[#done + 1] = tt end }
+        self:_track(t)
+      end
+    end
+  end
+  local left = #tasks
+  local function next_done()
+    if #done == 0 and left > 0 then
+      self:_run(function() return #done > 0 end, deadline, o.sleep)
+    end
+    local t = table.remove(done, 1)
+    if t then
+      left = left - 1
+      reported[t] = true
+      return t, t:outcome()
+    end
+    for _, rest in ipairs(tasks) do
+      if not reported[rest] then
+        reported[rest] = true
+        left = left - 1
+        rest:_unwatch(regs[rest])
+        local last = rest._last_error and (" (last query: " .. tostring(rest._last_error) .. ")") or ""
+        return rest, nil, errors.new {
+          code = "WaitTimeout", task_id = rest.id, retryable = true,
+          message = string.format("task still %s after waiting %g s%s", rest._status, timeout, last),
+        }
+      end
+    end
+    return nil
+  end
+  return next_done
+end
+
+--- Waits for every task: an array of results in the order given (nil where a task did not
+--- succeed) and an array of the errors at the same places.
+function S:wait_all(tasks, opts)
+  check_tasks(self, tasks, "wait_all")
+  local index = {}
+  for i, t in ipairs(tasks) do index[t] = i end
+  local results, errs = { n = #tasks }, { n = #tasks }
+  for t, result, err in self:each_done(tasks, opts) do
+    results[index[t]], errs[index[t]] = result, err
+  end
+  return results, errs
+end
+
+--- Waits for the first task to end: that task, its result (or nil) and its error.
+function S:wait_any(tasks, opts)
+  check_tasks(self, tasks, "wait_any")
+  return self:each_done(tasks, opts)()
+end
+
+--- Follows a task without waiting: callbacks { on_status = fn(task, status), on_done =
+--- fn(task, result, err) } run from step() (so from the event loop that drives the client).
+function S:watch(t, callbacks)
+  check_tasks(self, { t }, "watch")
+  check.fields({
+    { name = "on_status", type = "function" }, { name = "on_done", type = "function" },
+  }, callbacks or {}, "watch", 2)
+  t:_watch(callbacks)
+  self:_track(t)
+  return t
+end
+
+--- For event loops: the sockets libcurl wants watched now, { [fd] = "r" | "w" | "rw" }.
+function S:sockets()
+  return self._transport:sockets()
+end
+
+--- For event loops: `fd` is readable and/or writable. Drives it, then steps; returns the seconds
+--- until the client next has work.
+function S:socket_ready(fd, readable, writable)
+  self._transport:socket_action(fd, readable and true or false, writable and true or false)
+  return self:step()
+end
+
+--- True while any task is tracked or any call is in flight or waiting to be sent.
+function S:busy()
+  return next(self._live) ~= nil or next(self._calls) ~= nil or #self._events > 0
+end
+
+return S

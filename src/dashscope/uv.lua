@@ -1,0 +1,120 @@
+-- Drives a client from a libuv loop (the luv API: Neovim's vim.loop, or require "luv"). One poll
+-- handle per socket libcurl wants watched and one timer for the client's next piece of work; so
+-- while tasks wait between status queries nothing fires but the timer, at the next due query.
+--
+--   local driver = require("dashscope.uv").attach(client, vim.loop, { on_error = fn })
+--   client:watch(task, { on_status = ..., on_done = ... })
+--   driver:kick()      -- after submitting work, or after any blocking call of the client
+--   driver:detach()
+--
+-- Owns its handles only; every decision about what to send and when stays in client.lua. Errors
+-- raised while driving (a callback's, or the client's) are caught and given to on_error: they never
+-- reach the loop.
+local M = {}
+
+local Driver = {}
+Driver.__index = Driver
+
+local function default_on_error(err)
+  io.stderr:write("dashscope.uv: ", tostring(err), "\n")
+end
+
+-- Seconds to whole milliseconds, rounded up: a small positive delay must not become a busy 0 ms.
+local function ms(seconds)
+  return math.max(0, math.ceil(seconds * 1000))
+end
+
+-- Brings the handles in line with the client: a poll per wanted socket, the timer at `delay`.
+function Driver:_sync(delay)
+  local client, polls = self.client, self.polls
+  local want = client:sockets()
+  for fd, poll in pairs(polls) do
+    if not want[fd] then
+      polls[fd] = nil
+      poll:stop()
+      poll:close()
+    end
+  end
+  for fd, mode in pairs(want) do
+    local poll = polls[fd]
+    if not poll then
+      poll = self.uv.new_socket_poll(fd)
+      polls[fd] = poll
+    end
+    -- Restarted even when the mode is the same: libcurl may have closed this fd and opened another
+    -- socket under the same number, which epoll forgot at the close; a restart registers it again.
+    poll:start(mode, self._on_poll[fd] or self:_poll_callback(fd))
+  end
+  self.timer:stop()
+  if client:busy() then
+    self.timer:start(ms(delay), 0, self._on_timer)
+  end
+end
+
+-- Runs one drive of the client (`method` is "step" or "socket_ready") under pcall, then re-syncs.
+function Driver:_drive(method, ...)
+  if self.detached then return end
+  local client = self.client
+  local ok, delay = pcall(client[method], client, ...)
+  if not ok then
+    self.on_error(delay)
+    delay = 1 -- try again later rather than spin on an error that may repeat
+  end
+  if self.detached then return end -- a callback may have detached us
+  local synced, err = pcall(self._sync, self, delay)
+  if not synced then
+    self.on_error(err)
+  end
+end
+
+function Driver:_poll_callback(fd)
+  local callback = function(err, events)
+    -- An error on the socket (err set): let libcurl find it by reading and writing.
+    local r = err ~= nil or (events or ""):find("r", 1, true) ~= nil
+    local w = err ~= nil or (events or ""):find("w", 1, true) ~= nil
+    self:_drive("socket_ready", fd, r, w)
+  end
+  self._on_poll[fd] = callback
+  return callback
+end
+
+--- Steps the client from the loop at once and re-syncs the handles. Call it after submitting new
+--- work, and after any blocking call of the client made outside the driver's callbacks (that call
+--- may have closed or opened sockets the driver watches).
+function Driver:kick()
+  if self.detached then return end
+  -- Sockets now (a closed fd must leave the loop before it polls again), the step from the loop.
+  local ok, err = pcall(self._sync, self, 0)
+  if not ok then
+    self.on_error(err)
+  end
+end
+
+--- Stops and closes every handle; the client is left as it is (close it yourself). Idempotent.
+function Driver:detach()
+  if self.detached then return end
+  self.detached = true
+  for fd, poll in pairs(self.polls) do
+    self.polls[fd] = nil
+    poll:stop()
+    poll:close()
+  end
+  self.timer:stop()
+  self.timer:close()
+end
+
+--- Attaches a driver to `client` on the luv module `uv`. opts.on_error(err) receives every error
+--- raised while driving (default: a line on stderr).
+function M.attach(client, uv, opts)
+  opts = opts or {}
+  local self = setmetatable({
+    client = client, uv = uv, polls = {}, _on_poll = {},
+    timer = uv.new_timer(),
+    on_error = opts.on_error or default_on_error,
+  }, Driver)
+  self._on_timer = function() self:_drive("step") end
+  self:kick()
+  return self
+end
+
+return M
