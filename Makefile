@@ -47,7 +47,7 @@ LUA_OUT  = $(patsubst src/%,$(BUILD)/%,$(LUA_SRC))
 # System packages the demo and the suite need (Debian names). Only the missing ones are installed.
 BUILD_PKGS = gcc libc6-dev make pkg-config liblua$(LUA_VERSION)-dev libcurl4-openssl-dev
 RUN_PKGS   = lua$(LUA_VERSION) lua-cjson ca-certificates python3 curl
-TEST_PKGS  = lua-busted luarocks valgrind
+TEST_PKGS  = lua-busted luarocks valgrind neovim nginx libnginx-mod-http-lua
 
 # The generated tables of docs/reference.md, from the contracts in src/dashscope/.
 docs: all
