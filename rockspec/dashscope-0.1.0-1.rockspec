@@ -46,5 +46,6 @@ build = {
     ["dashscope.schedule"] = "src/dashscope/schedule.lua",
     ["dashscope.scheduler"] = "src/dashscope/scheduler.lua",
     ["dashscope.task"] = "src/dashscope/task.lua",
+    ["dashscope.uv"] = "src/dashscope/uv.lua",
   },
 }

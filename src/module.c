@@ -2,7 +2,7 @@
  * module.c -- luaopen_dashscope, the one exported symbol.
  *
  * Owns process-wide setup (curl_global_init, once) and the "dashscope.core"
- * table: VERSION, curl_version, new_transport, now (clock.c). The public module table is
+ * table: VERSION, curl_version, new_transport, now, wallclock, rusage (clock.c). The public module table is
  * built by the Lua layer (dashscope.client), whose result is returned.
  */
 #include <curl/curl.h>
@@ -36,11 +36,15 @@ DS_API int luaopen_dashscope(lua_State *L) {
     curl_ready = 1;
   }
 
-  lua_createtable(L, 0, 4);
+  lua_createtable(L, 0, 7);
   ds_request_open(L);
   ds_transport_open(L);
   lua_pushcfunction(L, ds_clock_lnow);
   lua_setfield(L, -2, "now");
+  lua_pushcfunction(L, ds_clock_lwallclock);
+  lua_setfield(L, -2, "wallclock");
+  lua_pushcfunction(L, ds_clock_lrusage);
+  lua_setfield(L, -2, "rusage");
   lua_pushliteral(L, DS_VERSION);
   lua_setfield(L, -2, "VERSION");
   lua_pushstring(L, curl_version());

@@ -2,11 +2,17 @@
  * transport.c -- the "dashscope.Transport" userdata (see transport.h).
  *
  * Owns the multi handle, the in-flight list, the anchor table that keeps
- * in-flight requests alive, and the stats. Never runs Lua code while libcurl
- * is on the stack: perform() only collects finished transfers and wait() only
- * polls, so nothing can raise through libcurl.
+ * in-flight requests alive, and the stats. Drives libcurl only through
+ * curl_multi_socket_action: perform() and wait() poll(2) the sockets that
+ * watch.c recorded, and an event loop may do the same with sockets(),
+ * socket_action() and timer_action(). Never runs Lua code while libcurl is on
+ * the stack: libcurl's callbacks only record (watch.c, request.c), and
+ * finished transfers are collected after libcurl has returned, so nothing can
+ * raise through libcurl.
  */
+#include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <string.h>
 
 #include <curl/curl.h>
@@ -16,10 +22,15 @@
 #include "compat.h"
 #include "request.h"
 #include "transport.h"
+#include "watch.h"
 
-/* Idle connections the multi may keep for reuse. libcurl's default, 4 per
- * easy handle currently added, shrinks as a burst drains and so closes the
- * connections of one wave of requests just before the next wave needs them. */
+/* Connections open at once, over all hosts, unless new_transport is told otherwise. Requests over
+ * the cap wait inside libcurl for a connection to come free. */
+#define DS_MAX_CONNECTIONS 6L
+
+/* Idle connections the multi may keep for reuse, at least: libcurl's default, 4 per easy handle
+ * currently added, shrinks as a burst drains and so closes the connections of one wave of
+ * requests just before the next wave needs them. */
 #define DS_IDLE_CONNECTIONS 64L
 
 static ds_transport *check_open(lua_State *L) {
@@ -93,20 +104,75 @@ static int t_close(lua_State *L) {
   if (t->multi == NULL) return 0;
   while (t->inflight != NULL)
     settle(L, t, 1, t->inflight, CURLE_ABORTED_BY_CALLBACK, "transport closed");
-  curl_multi_cleanup(t->multi);
+  curl_multi_cleanup(t->multi);  /* may still report sockets removed: the table lives on */
   t->multi = NULL;
+  ds_watch_free(&t->watch);
   return 0;
 }
 
+/* opts.<name>: nil (dflt) or a whole number from 1 to INT_MAX; raises naming the field. */
+static long opt_count(lua_State *L, const char *name, long dflt) {
+  lua_Number n;
+  long v = dflt;
+  lua_getfield(L, 1, name);
+  if (!lua_isnil(L, -1)) {
+    n = lua_tonumber(L, -1);
+    if (lua_type(L, -1) != LUA_TNUMBER || !(n >= 1 && n <= (lua_Number)INT_MAX) ||
+        (lua_Number)(long)n != n)
+      luaL_argerror(L, 1, lua_pushfstring(L, "field '%s' must be a positive integer", name));
+    v = (long)n;
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+/* core.new_transport([opts]): opts.max_connections, opts.max_host_connections. */
 static int t_new(lua_State *L) {
-  ds_transport *t = (ds_transport *)ds_newuserdata(L, sizeof *t);
+  static const char *const known[] = {"max_connections", "max_host_connections", NULL};
+  long max_total = DS_MAX_CONNECTIONS, max_host;
+  void *aud;
+  lua_Alloc alloc = lua_getallocf(L, &aud);
+  ds_transport *t;
+  CURLMcode mc;
+
+  if (!lua_isnoneornil(L, 1)) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_pushnil(L);
+    while (lua_next(L, 1) != 0) {
+      int i;
+      lua_pop(L, 1);
+      for (i = 0; known[i] != NULL; i++)
+        if (lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), known[i]) == 0) break;
+      if (known[i] == NULL) {
+        if (lua_type(L, -1) == LUA_TSTRING)
+          luaL_argerror(L, 1, lua_pushfstring(L, "unknown field '%s'", lua_tostring(L, -1)));
+        luaL_argerror(L, 1, "option names must be strings");
+      }
+    }
+    max_total = opt_count(L, "max_connections", DS_MAX_CONNECTIONS);
+    max_host = opt_count(L, "max_host_connections", max_total);
+  } else {
+    max_host = max_total;
+  }
+  lua_settop(L, 0);
+
+  t = (ds_transport *)ds_newuserdata(L, sizeof *t);
   memset(t, 0, sizeof *t);
+  ds_watch_init(&t->watch, alloc, aud);
   ds_setmetatable(L, DS_TRANSPORT_MT);
   lua_newtable(L);  /* the anchor of in-flight requests */
   ds_setuservalue(L, -2);
   t->multi = curl_multi_init();
   if (t->multi == NULL) return luaL_error(L, "curl_multi_init failed");
-  curl_multi_setopt(t->multi, CURLMOPT_MAXCONNECTS, DS_IDLE_CONNECTIONS);
+  mc = ds_watch_attach(&t->watch, t->multi);
+  if (mc == CURLM_OK)
+    mc = curl_multi_setopt(t->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, max_total);
+  if (mc == CURLM_OK)
+    mc = curl_multi_setopt(t->multi, CURLMOPT_MAX_HOST_CONNECTIONS, max_host);
+  if (mc == CURLM_OK)
+    mc = curl_multi_setopt(t->multi, CURLMOPT_MAXCONNECTS,
+                           max_total > DS_IDLE_CONNECTIONS ? max_total : DS_IDLE_CONNECTIONS);
+  if (mc != CURLM_OK) return luaL_error(L, "curl_multi_setopt: %s", curl_multi_strerror(mc));
   return 1;
 }
 
@@ -115,14 +181,30 @@ static int t_request(lua_State *L) {
   return ds_request_new(L, t);
 }
 
-static int t_perform(lua_State *L) {
-  ds_transport *t = check_open(L);
-  int running = 0, left = 0;
-  long ms = -1;
+/* One curl_multi_socket_action; raises (after libcurl has returned) when it failed. */
+static void act(lua_State *L, ds_transport *t, curl_socket_t s, int mask) {
+  int running = 0;
+  CURLMcode mc = curl_multi_socket_action(t->multi, s, mask, &running);
+  if (mc == CURLM_OK) return;
+  if (t->watch.oom) {
+    t->watch.oom = 0;
+    luaL_error(L, "not enough memory");
+  }
+  luaL_error(L, "curl_multi_socket_action: %s", curl_multi_strerror(mc));
+}
+
+/* Fires libcurl's timer, and reads back the one it wants next. */
+static void fire_timer(lua_State *L, ds_transport *t) {
+  act(L, t, CURL_SOCKET_TIMEOUT, 0);
+  ds_watch_sync_timer(&t->watch, t->multi);
+}
+
+/* Settles every finished transfer, then pushes running, timeout (seconds or nil): what perform,
+ * socket_action and timer_action return. The transport's userdata is at index 1. */
+static int finish(lua_State *L, ds_transport *t) {
+  int left = 0;
+  double due;
   CURLMsg *msg;
-  CURLMcode mc = curl_multi_perform(t->multi, &running);
-  if (mc != CURLM_OK)
-    return luaL_error(L, "curl_multi_perform: %s", curl_multi_strerror(mc));
   while ((msg = curl_multi_info_read(t->multi, &left)) != NULL) {
     CURL *easy = msg->easy_handle;
     CURLcode code = msg->data.result;
@@ -134,11 +216,49 @@ static int t_perform(lua_State *L) {
     if (r != NULL && r->easy == easy && r->transport == t)
       settle(L, t, 1, r, code, NULL);  /* msg is invalid from here on */
   }
-  if (curl_multi_timeout(t->multi, &ms) != CURLM_OK) ms = -1;
   lua_pushinteger(L, t->pending);
-  if (ms < 0) lua_pushnil(L);
-  else lua_pushnumber(L, (lua_Number)ms / 1000.0);
+  due = ds_watch_remaining(&t->watch);
+  if (due < 0) lua_pushnil(L);
+  else lua_pushnumber(L, (lua_Number)due);
   return 2;
+}
+
+static int poll_failed(lua_State *L) {
+  return luaL_error(L, "poll: %s", strerror(errno));
+}
+
+/* T:perform(): never blocks. Acts on every watched socket that is ready now and on the timer if
+ * it is due, then collects what finished. */
+static int t_perform(lua_State *L) {
+  ds_transport *t = check_open(L);
+  ds_watch *w = &t->watch;
+  size_t i;
+  ds_watch_compact(w);
+  if (w->live > 0) {
+    int n = poll(w->fds, (nfds_t)w->slots, 0);
+    if (n < 0 && errno != EINTR) return poll_failed(L);
+    /* Slots stay put while libcurl runs (new ones are added with revents 0), so each ready
+     * socket is seen once; w->slots and w->fds are read again after every action. */
+    for (i = 0; n > 0 && i < w->slots; i++) {
+      struct pollfd *p = &w->fds[i];
+      int fd = p->fd, mask = 0;
+      short rev = p->revents;
+      if (fd < 0 || rev == 0) continue;
+      p->revents = 0;
+      if (rev & POLLNVAL) {  /* closed behind libcurl's back: nothing to watch any more */
+        p->fd = -1;
+        p->events = 0;
+        w->live--;
+        continue;
+      }
+      if (rev & (POLLIN | POLLHUP)) mask |= CURL_CSELECT_IN;
+      if (rev & POLLOUT) mask |= CURL_CSELECT_OUT;
+      if (rev & POLLERR) mask |= CURL_CSELECT_ERR;
+      act(L, t, (curl_socket_t)fd, mask);
+    }
+  }
+  if (w->timer_set && ds_watch_remaining(w) <= 0) fire_timer(L, t);
+  return finish(L, t);
 }
 
 /* Seconds (float) to whole milliseconds, rounded up so that a small positive
@@ -153,13 +273,73 @@ static int to_ms(lua_State *L, int arg, lua_Number s) {
   return (lua_Number)whole < ms ? whole + 1 : whole;
 }
 
+/* T:wait(seconds): blocks until a watched socket is ready, libcurl's timer is due, or the time is
+ * up (a signal may end it sooner). With nothing watched it only sleeps. Acts on nothing. */
 static int t_wait(lua_State *L) {
   ds_transport *t = check_open(L);
+  ds_watch *w = &t->watch;
   int ms = to_ms(L, 2, luaL_checknumber(L, 2));
-  CURLMcode mc = curl_multi_poll(t->multi, NULL, 0, ms, NULL);
-  if (mc != CURLM_OK)
-    return luaL_error(L, "curl_multi_poll: %s", curl_multi_strerror(mc));
+  double left = ds_watch_remaining(w);
+  if (left >= 0) {
+    int timer_ms = to_ms(L, 2, left);
+    if (timer_ms < ms) ms = timer_ms;
+  }
+  ds_watch_compact(w);
+  if (poll(w->live > 0 ? w->fds : NULL, (nfds_t)w->slots, ms) < 0 && errno != EINTR)
+    return poll_failed(L);
   return 0;
+}
+
+/* An optional boolean argument: absent and nil are false. */
+static int opt_flag(lua_State *L, int arg) {
+  if (lua_isnoneornil(L, arg)) return 0;
+  luaL_checktype(L, arg, LUA_TBOOLEAN);
+  return lua_toboolean(L, arg);
+}
+
+/* T:socket_action(fd, readable, writable): for an event loop that watched fd. */
+static int t_socket_action(lua_State *L) {
+  ds_transport *t = check_open(L);
+  lua_Integer fd = luaL_checkinteger(L, 2);
+  int mask = 0;
+  luaL_argcheck(L, fd >= 0 && fd <= INT_MAX, 2, "file descriptor expected");
+  if (opt_flag(L, 3)) mask |= CURL_CSELECT_IN;
+  if (opt_flag(L, 4)) mask |= CURL_CSELECT_OUT;
+  lua_settop(L, 1);
+  act(L, t, (curl_socket_t)fd, mask);
+  return finish(L, t);
+}
+
+/* T:timer_action(): for an event loop whose timer for T:timeout() went off. */
+static int t_timer_action(lua_State *L) {
+  ds_transport *t = check_open(L);
+  lua_settop(L, 1);
+  fire_timer(L, t);
+  return finish(L, t);
+}
+
+/* T:timeout(): seconds until libcurl's timer is due (0 when overdue), or nil. */
+static int t_timeout(lua_State *L) {
+  ds_transport *t = check_open(L);
+  double left = ds_watch_remaining(&t->watch);
+  if (left < 0) lua_pushnil(L);
+  else lua_pushnumber(L, (lua_Number)left);
+  return 1;
+}
+
+/* T:sockets(): { [fd] = "r" | "w" | "rw" }, what libcurl wants watched now. */
+static int t_sockets(lua_State *L) {
+  ds_transport *t = check_open(L);
+  ds_watch *w = &t->watch;
+  size_t i;
+  lua_createtable(L, 0, (int)w->live);
+  for (i = 0; i < w->slots; i++) {
+    if (w->fds[i].fd < 0) continue;
+    lua_pushinteger(L, (lua_Integer)w->fds[i].fd);
+    lua_pushstring(L, ds_watch_mode(w->fds[i].events));
+    lua_rawset(L, -3);
+  }
+  return 1;
 }
 
 static int t_pending(lua_State *L) {
@@ -189,6 +369,10 @@ static const luaL_Reg t_methods[] = {
   {"request", t_request},
   {"perform", t_perform},
   {"wait", t_wait},
+  {"sockets", t_sockets},
+  {"socket_action", t_socket_action},
+  {"timer_action", t_timer_action},
+  {"timeout", t_timeout},
   {"pending", t_pending},
   {"stats", t_stats},
   {"close", t_close},

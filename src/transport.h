@@ -1,10 +1,12 @@
 /*
  * transport.h -- the "dashscope.Transport" userdata: one libcurl multi handle
- * and the list of requests it has in flight.
+ * driven through its multi_socket interface, and the list of requests it has
+ * in flight.
  *
- * The transport owns the multi handle, the in-flight list and the anchor
- * table (its user value) that keeps in-flight requests alive. It does not own
- * requests' easy handles or buffers (request.c does).
+ * The transport owns the multi handle, the in-flight list, the watch table
+ * (watch.h: what libcurl wants polled) and the anchor table (its user value)
+ * that keeps in-flight requests alive. It does not own requests' easy handles
+ * or buffers (request.c does).
  *
  * Lifetimes: a request in flight is anchored in its transport's user value
  * (light userdata -> request), so it cannot be collected mid-transfer while
@@ -21,9 +23,11 @@
 #include <lua.h>
 
 #include "core.h"
+#include "watch.h"
 
 struct ds_transport {
   CURLM *multi;             /* NULL once closed (or if never opened) */
+  ds_watch watch;           /* sockets and timer, as libcurl's callbacks left them */
   ds_request *inflight;     /* requests in flight, doubly linked */
   lua_Integer pending;      /* length of that list */
   lua_Integer started;      /* requests ever added to the multi */
