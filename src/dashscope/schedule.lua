@@ -19,6 +19,7 @@ Lane.__index = Lane
 
 local RUNNING = { ["PRE-PROCESSING"] = true, RUNNING = true, ["POST-PROCESSING"] = true }
 local GROWTH = 1.5     -- geometric schedule factor while the duration is unknown
+local SPARSE = 3       -- the same for tasks behind the head of a parallel lane
 local KEEP = 16        -- durations remembered per lane
 
 --- "2025-12-26 11:33:03.146" -> seconds on a fixed scale (differences are what matter).
@@ -88,6 +89,9 @@ function Lane:observe(task, out, clock)
     end
   end
   local ended = schedule.parse_time(out.end_time)
+  if ended and clock.offset then
+    self.last_end_local = math.max(self.last_end_local or 0, ended + clock.offset)
+  end
   if status == "SUCCEEDED" and started and ended and ended >= started then
     table.insert(self.durations, ended - started)
     if #self.durations > KEEP then table.remove(self.durations, 1) end
@@ -102,7 +106,7 @@ end
 --- news". `s` holds poll_interval and max_poll_interval.
 function Lane:plan(now, s)
   local d = self:duration()
-  local previous_end = nil -- a queue: expected end of the task before
+  local previous_end = self.last_end_local -- in a queue: (expected) end of the task before
   for rank, t in ipairs(self.live) do
     if t._inflight then
       -- its answer will replan
@@ -126,13 +130,19 @@ function Lane:plan(now, s)
       end
       t._next_poll = due
     else
-      local heads = self.parallel == true and math.huge or self.parallel == false and 1 or 2
-      if rank <= heads or t._last_poll == nil and t._submitted_local == nil then
-        local interval = math.min(s.poll_interval * GROWTH ^ (t._polls or 0), s.max_poll_interval)
-        t._next_poll = (t._last_poll or t._submitted_local or (now - interval)) + interval
-      else
-        t._next_poll = nil
+      -- Tasks of one model run about as long as each other: the head teaches the run time for
+      -- all the others, and one probe behind it tells a queue from parallel runs. In a queue the
+      -- rest cannot end before the head; running in parallel they are asked sparsely (a short
+      -- input may end first).
+      local heads = self.parallel == nil and 2 or 1
+      local interval
+      if rank <= heads or (t._last_poll == nil and t._submitted_local == nil) then
+        interval = s.poll_interval * GROWTH ^ (t._polls or 0)
+      elseif self.parallel then
+        interval = s.poll_interval * 2 * SPARSE ^ (t._polls or 0)
       end
+      t._next_poll = interval and
+        (t._last_poll or t._submitted_local or (now - interval)) + math.min(interval, s.max_poll_interval)
     end
   end
 end
