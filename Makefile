@@ -53,7 +53,7 @@ TEST_PKGS  = lua-busted luarocks valgrind neovim nginx libnginx-mod-http-lua
 docs: all
 	@$(RUN_ENV) $(LUA) scripts/gen-reference.lua docs/reference.md
 
-.PHONY: docs all install uninstall clean deps deps-test demo test check valgrind valgrind-run
+.PHONY: docs all install uninstall clean deps deps-test demo test check valgrind valgrind-run bench
 
 all: $(BUILD)/dashscope.so $(LUA_OUT)
 
@@ -112,3 +112,10 @@ valgrind: deps-test
 
 valgrind-run:
 	@DASHSCOPE_UNDER_VALGRIND=1 $(RUN_ENV) sh spec/with-server $(VALGRIND) $(LUA) `command -v $(BUSTED)` --ignore-lua -o $(BUSTED_OUTPUT) $(BUSTED_FLAGS) spec
+
+# The benchmark (not a test): runs the workloads of bench/README.md against the local server, prints a
+# table and writes it to bench/results.md. Several minutes; BENCH_ARGS="--scale 0.1" for a quick run.
+BENCH_ARGS ?=
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@$(RUN_ENV) BENCH_MAKE_CMD='make bench BENCH_ARGS="$(BENCH_ARGS)"' sh spec/with-server $(LUA) bench/run.lua $(BENCH_ARGS)
