@@ -104,7 +104,7 @@ describe("the transport under an event loop", function()
       r:close()
     end
     assert.truthy(seen.timer_actions >= 1)
-    assert.truthy(seen.socket_actions >= 20, seen.socket_actions .. " socket actions")
+    assert.truthy(seen.socket_actions > 0, "no socket action")
     assert.truthy(seen.modes.r, "no socket was ever watched for reading")
     assert.are.equal(0, t:pending())
     -- connections kept alive for reuse are not watched, and no timer is left running
