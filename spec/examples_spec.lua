@@ -1,14 +1,19 @@
--- The example scripts run as a user runs them (a separate lua5.4 process, the key and base URL
--- from the environment), here against the local server, so they cannot rot.
+-- The example scripts run as a user runs them (a separate process of the interpreter under test,
+-- $LUA, lua5.4 by default; the key and base URL from the environment), here against the local
+-- server, so they cannot rot.
 local helper = require("spec.support.helper")
 
+local LUA = os.getenv("LUA") or "lua5.4"
+
+-- The exit status is echoed: on Lua 5.1 and LuaJIT a popen'ed file's close() does not return it.
 local function run_example(args)
-  local cmd = ("DASHSCOPE_HTTP_BASE_URL=%s DASHSCOPE_API_KEY=%s lua5.4 %s 2>&1"):format(
-    helper.BASE_URL, helper.KEY, args)
+  local cmd = ("DASHSCOPE_HTTP_BASE_URL=%s DASHSCOPE_API_KEY=%s %s %s 2>&1; echo \"exit status $?\""):format(
+    helper.BASE_URL, helper.KEY, LUA, args)
   local p = assert(io.popen(cmd))
   local out = p:read("*a")
-  local ok = p:close()
-  return ok, out
+  p:close()
+  local status = tonumber(out:match("exit status (%d+)%s*$"))
+  return status == 0, (out:gsub("exit status %d+%s*$", ""))
 end
 
 describe("the examples", function()

@@ -35,7 +35,7 @@ describe("a task", function()
     assert.truthy(result.video_url:find("^http://127%.0%.0%.1:%d+/results/.*%.mp4%?Expires="))
     assert.are.equal(result.output.video_url, result.video_url)
     assert.are.same({ video_duration = 7.2, size = "1080*1920", video_ratio = "standard", fps = 25 }, result.usage)
-    assert.are.equal("integer", math.type(result.usage.fps))
+    if math.type then assert.are.equal("integer", math.type(result.usage.fps)) end -- 5.3+: integers
     for _, field in ipairs { "submit_time", "scheduled_time", "end_time", "request_id" } do
       assert.are.equal("string", type(result[field]), field)
     end
@@ -63,7 +63,7 @@ describe("a task", function()
                                        face_bbox = { 1, 2, 30, 40 }, ext_bbox = { 0, 0, 50, 50 } })
     local result = assert(task:wait())
     assert.are.equal(2, result.usage.video_duration)
-    assert.are.equal("integer", math.type(result.usage.video_duration))
+    if math.type then assert.are.equal("integer", math.type(result.usage.video_duration)) end -- 5.3+
     assert.truthy(result.video_url)
   end)
 
