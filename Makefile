@@ -2,29 +2,48 @@
 #
 #   make            build into build/, laid out as installed (build/dashscope.so, build/dashscope/*.lua)
 #   make demo       install what is missing (apt-get), build, run one job of each model on the local server
-#   make test       install what is missing, build, run the whole busted suite against the local server
-#   make valgrind   the whole suite under valgrind (0 errors, 0 definitely lost)
+#   make test       install what is missing, then for each interpreter of TEST_LUAS (Lua 5.4, 5.3, 5.1 and
+#                   LuaJIT): build it and run the whole busted suite against its own local server
+#   make valgrind   the whole suite under valgrind, Lua 5.4 only (0 errors, 0 definitely lost)
 #   make install    PREFIX=/usr/local (or LUA_CMOD/LUA_LMOD as luarocks passes them), DESTDIR honoured
+#
+# LUA_VERSION picks the interpreter to build for: 5.4 (the default, into build/), 5.3, 5.1 or luajit
+# (into build/lua5.3/, build/lua5.1/, build/luajit/, laid out the same way):
+#
+#   make LUA_VERSION=luajit && LUA_CPATH='build/luajit/?.so;;' LUA_PATH='build/luajit/?.lua;;' luajit ...
+#   make test TEST_LUAS=5.1      the suite under Lua 5.1 only
 #
 # Every variable below can be overridden on the command line, as luarocks does.
 
 .DEFAULT_GOAL := all
 
 LUA_VERSION ?= 5.4
-LUA         ?= lua$(LUA_VERSION)
+
+# What a LUA_VERSION ($(1)) means: the interpreter (also its pkg-config name), its build directory,
+# the ABI of its module directories, and its Debian packages, interpreter and headers ("a|b": either
+# will do; the first is installed when neither is there).
+lua_bin   = $(if $(filter luajit,$(1)),luajit,lua$(1))
+lua_build = build$(if $(filter 5.4,$(1)),,/$(call lua_bin,$(1)))
+lua_abi   = $(if $(filter luajit,$(1)),5.1,$(1))
+lua_pkgs  = $(if $(filter luajit,$(1)),luajit2|luajit libluajit2-5.1-dev|libluajit-5.1-dev,$\
+              lua$(1) liblua$(if $(filter 5.1,$(1)),5.1-0,$(1))-dev)
+
+LUA         ?= $(call lua_bin,$(LUA_VERSION))
+LUA_PC      ?= $(call lua_bin,$(LUA_VERSION))
+LUA_ABI     ?= $(call lua_abi,$(LUA_VERSION))
 PKG_CONFIG  ?= pkg-config
 BUSTED      ?= busted
 PYTHON      ?= python3
 
 PREFIX   ?= /usr/local
-LUA_CMOD ?= $(PREFIX)/lib/lua/$(LUA_VERSION)
-LUA_LMOD ?= $(PREFIX)/share/lua/$(LUA_VERSION)
+LUA_CMOD ?= $(PREFIX)/lib/lua/$(LUA_ABI)
+LUA_LMOD ?= $(PREFIX)/share/lua/$(LUA_ABI)
 
-# LUA_INCDIR wins when given (luarocks); otherwise pkg-config knows Debian's lua5.X.pc.
+# LUA_INCDIR wins when given (luarocks); otherwise pkg-config knows Debian's lua5.X.pc and luajit.pc.
 ifdef LUA_INCDIR
 LUA_CFLAGS ?= -I$(LUA_INCDIR)
 else
-LUA_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags lua$(LUA_VERSION) 2>/dev/null)
+LUA_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags $(LUA_PC) 2>/dev/null)
 endif
 CURL_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags libcurl 2>/dev/null)
 CURL_LIBS   ?= $(shell $(PKG_CONFIG) --libs libcurl 2>/dev/null || echo -lcurl)
@@ -37,7 +56,9 @@ LIBFLAG ?= -shared
 ALL_CFLAGS  = -std=c99 -D_POSIX_C_SOURCE=200809L -fPIC -fvisibility=hidden $(WARN) $(CFLAGS) $(LUA_CFLAGS) $(CURL_CFLAGS)
 ALL_LDFLAGS = $(LIBFLAG) $(LDFLAGS)
 
-BUILD   ?= build
+# Lua 5.4 builds into build/ (the README runs from there); every other interpreter into its own
+# subdirectory, named as its interpreter.
+BUILD   ?= $(call lua_build,$(LUA_VERSION))
 C_SRC    = $(wildcard src/*.c)
 C_HDR    = $(wildcard src/*.h)
 OBJ      = $(patsubst src/%.c,$(BUILD)/obj/%.o,$(C_SRC))
@@ -45,15 +66,15 @@ LUA_SRC  = $(wildcard src/dashscope/*.lua)
 LUA_OUT  = $(patsubst src/%,$(BUILD)/%,$(LUA_SRC))
 
 # System packages the demo and the suite need (Debian names). Only the missing ones are installed.
-BUILD_PKGS = gcc libc6-dev make pkg-config liblua$(LUA_VERSION)-dev libcurl4-openssl-dev
-RUN_PKGS   = lua$(LUA_VERSION) lua-cjson ca-certificates python3 curl
-TEST_PKGS  = lua-busted luarocks valgrind neovim nginx libnginx-mod-http-lua
+BUILD_PKGS = gcc libc6-dev make pkg-config libcurl4-openssl-dev
+RUN_PKGS   = $(call lua_pkgs,$(LUA_VERSION)) lua-cjson ca-certificates python3 curl
+TEST_PKGS  = lua-busted lua-socket luarocks valgrind neovim nginx libnginx-mod-http-lua
 
 # The generated tables of docs/reference.md, from the contracts in src/dashscope/.
 docs: all
 	@$(RUN_ENV) $(LUA) scripts/gen-reference.lua docs/reference.md
 
-.PHONY: docs all install uninstall clean deps deps-test demo test check valgrind valgrind-run bench
+.PHONY: docs all install uninstall clean deps deps-test demo test test-one check valgrind valgrind-run bench
 
 all: $(BUILD)/dashscope.so $(LUA_OUT)
 
@@ -80,11 +101,16 @@ uninstall:
 clean:
 	rm -rf $(BUILD) luarocks-tree
 
-deps:
-	@sh scripts/deps.sh $(BUILD_PKGS) $(RUN_PKGS)
+# Every word quoted: "a|b" alternatives must reach deps.sh whole.
+quote = $(foreach w,$(1),'$(w)')
 
+deps:
+	@sh scripts/deps.sh $(call quote,$(BUILD_PKGS) $(RUN_PKGS))
+
+# The suite's packages, and the interpreter and headers of every one it runs under.
 deps-test:
-	@sh scripts/deps.sh $(BUILD_PKGS) $(RUN_PKGS) $(TEST_PKGS)
+	@sh scripts/deps.sh $(call quote,$(BUILD_PKGS) $(RUN_PKGS) $(TEST_PKGS) \
+	  $(foreach v,$(TEST_LUAS),$(call lua_pkgs,$(v))))
 
 # Lua finds the module straight from the build tree, as it would once installed.
 RUN_ENV = LUA_PATH='$(BUILD)/?.lua;;' LUA_CPATH='$(BUILD)/?.so;;' LUA=$(LUA) PYTHON=$(PYTHON)
@@ -97,18 +123,32 @@ demo: deps
 # BUSTED_OUTPUT=json makes busted print JSON (.ci/run turns it into a closing line).
 BUSTED_OUTPUT ?= utfTerminal
 BUSTED_FLAGS  ?=
+# The interpreters the suite runs under, each against its own build and its own server; one that is
+# not installed is skipped (said on a line), one that fails fails the target once all have run.
+TEST_LUAS     ?= 5.4 5.3 5.1 luajit
 test: deps-test
-	@$(MAKE) --no-print-directory all
-	@$(RUN_ENV) sh spec/with-server $(BUSTED) --lua=$(LUA) -o $(BUSTED_OUTPUT) $(BUSTED_FLAGS) spec
+	@status=0; $(foreach v,$(TEST_LUAS),$(MAKE) --no-print-directory test-one LUA_VERSION=$(v) \
+	  LUA=$(call lua_bin,$(v)) LUA_PC=$(call lua_bin,$(v)) BUILD=$(call lua_build,$(v)) || status=1;) \
+	exit $$status
+
+# One interpreter (LUA_VERSION): build, then the suite. The "== busted under" line starts its part of
+# the log for scripts/busted-summary.lua.
+test-one:
+	@if ! command -v $(LUA) >/dev/null 2>&1 || ! $(PKG_CONFIG) --exists $(LUA_PC); then \
+	  echo "== skipped: $(LUA) or its headers ($(LUA_PC).pc) not installed"; exit 0; fi; \
+	$(MAKE) --no-print-directory all && \
+	echo "== busted under $(LUA) ($(BUILD))" && \
+	$(RUN_ENV) sh spec/with-server $(BUSTED) --lua=$(LUA) -o $(BUSTED_OUTPUT) $(BUSTED_FLAGS) spec
 
 check: test
 
 # Valgrind over the whole suite: busted runs inside the instrumented interpreter (--ignore-lua keeps it
 # from re-executing itself). The test build links with -z nodelete so stacks keep their symbol names.
 VALGRIND ?= valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite --track-origins=yes --num-callers=30 --suppressions=spec/support/valgrind.supp
+VALGRIND_LUA = LUA_VERSION=5.4 LUA=lua5.4 LUA_PC=lua5.4 BUILD=$(call lua_build,5.4)/valgrind
 valgrind: deps-test
-	@$(MAKE) --no-print-directory all BUILD=$(BUILD)/valgrind LDFLAGS="$(LDFLAGS) -Wl,-z,nodelete" CFLAGS="-O1 -g"
-	@$(MAKE) --no-print-directory valgrind-run BUILD=$(BUILD)/valgrind
+	@$(MAKE) --no-print-directory all $(VALGRIND_LUA) LDFLAGS="$(LDFLAGS) -Wl,-z,nodelete" CFLAGS="-O1 -g"
+	@$(MAKE) --no-print-directory valgrind-run $(VALGRIND_LUA)
 
 valgrind-run:
 	@DASHSCOPE_UNDER_VALGRIND=1 $(RUN_ENV) sh spec/with-server $(VALGRIND) $(LUA) `command -v $(BUSTED)` --ignore-lua -o $(BUSTED_OUTPUT) $(BUSTED_FLAGS) spec

@@ -1,12 +1,21 @@
 #!/bin/sh
 # Install the Debian packages named as arguments that are not installed yet, and only those.
+# "a|b" names alternatives: nothing is done when either is installed, else the first is installed.
 # Non-interactive; uses sudo when not root. Prints nothing when everything is already there.
 set -eu
+installed() {
+    dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"
+}
 missing=""
-for pkg in "$@"; do
-    if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
-        missing="$missing $pkg"
-    fi
+for want in "$@"; do
+    found=""
+    rest=$want
+    while [ -n "$rest" ]; do
+        pkg=${rest%%|*}
+        if [ "$pkg" = "$rest" ]; then rest=""; else rest=${rest#*|}; fi
+        if installed "$pkg"; then found=$pkg; break; fi
+    done
+    [ -n "$found" ] || missing="$missing ${want%%|*}"
 done
 [ -z "$missing" ] && exit 0
 echo "installing missing packages:$missing"
