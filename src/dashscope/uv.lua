@@ -19,6 +19,14 @@ local function default_on_error(err)
   io.stderr:write("dashscope.uv: ", tostring(err), "\n")
 end
 
+-- Hands an error to on_error; one raised by on_error itself goes to stderr, never to the loop.
+function Driver:_report(err)
+  local ok, again = pcall(self.on_error, err)
+  if not ok then
+    default_on_error(again)
+  end
+end
+
 -- Seconds to whole milliseconds, rounded up: a small positive delay must not become a busy 0 ms.
 local function ms(seconds)
   return math.max(0, math.ceil(seconds * 1000))
@@ -38,7 +46,7 @@ function Driver:_sync(delay)
   for fd, mode in pairs(want) do
     local poll = polls[fd]
     if not poll then
-      poll = self.uv.new_socket_poll(fd)
+      poll = assert(self.uv.new_socket_poll(fd))
       polls[fd] = poll
     end
     -- Restarted even when the mode is the same: libcurl may have closed this fd and opened another
@@ -57,13 +65,16 @@ function Driver:_drive(method, ...)
   local client = self.client
   local ok, delay = pcall(client[method], client, ...)
   if not ok then
-    self.on_error(delay)
-    delay = 1 -- try again later rather than spin on an error that may repeat
+    self:_report(delay)
+    -- Again at once (events queued behind a callback that raised), then once a second while the
+    -- errors go on, rather than spin.
+    delay = self._failing and 1 or 0
   end
+  self._failing = not ok
   if self.detached then return end -- a callback may have detached us
   local synced, err = pcall(self._sync, self, delay)
   if not synced then
-    self.on_error(err)
+    self:_report(err)
   end
 end
 
@@ -86,11 +97,12 @@ function Driver:kick()
   -- Sockets now (a closed fd must leave the loop before it polls again), the step from the loop.
   local ok, err = pcall(self._sync, self, 0)
   if not ok then
-    self.on_error(err)
+    self:_report(err)
   end
 end
 
---- Stops and closes every handle; the client is left as it is (close it yourself). Idempotent.
+--- Stops and closes every handle; the client is left as it is (close it yourself, after this).
+--- Idempotent.
 function Driver:detach()
   if self.detached then return end
   self.detached = true
