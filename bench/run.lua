@@ -20,6 +20,7 @@ usage: lua5.4 bench/run.lua [options]     (run through spec/with-server)
   --baseline N              jobs of the one-at-a-time baseline (default 10)
   --latency S               server latency added to every /api/v1 answer (default 0)
   --out FILE                where the Markdown goes (default bench/results.md; "-" for nowhere)
+  --logs DIR                also keep the server's view of each workload: DIR/ID-{stats,tasks,log}.json
   --help
 ]]
 
@@ -68,6 +69,7 @@ do
     elseif a == "--baseline" then opts.baseline = math.floor(number(a, 1))
     elseif a == "--latency" then opts.latency = number(a)
     elseif a == "--out" then opts.out = value(a)
+    elseif a == "--logs" then opts.logs = value(a)
     elseif a == "--worker" then opts.worker = value(a):upper()
     elseif a == "--help" or a == "-h" then io.write(USAGE) os.exit(0)
     else die("unknown argument " .. a) end
@@ -345,8 +347,11 @@ local function run_worker(w)
   local ok, how, code = p:close()
   local line = out:match(RESULT_MARK:gsub("%p", "%%%0") .. "([^\n]*)")
   if not line then
-    return { failed = string.format("the worker %s (%s %s): no result; see its stderr above",
-      how == "exit" and code == 124 and "timed out" or "failed", tostring(how), tostring(code)) }
+    if how == "exit" and code == 124 then
+      return { failed = string.format("the client did not finish within %d s (worker killed)", deadline(w)) }
+    end
+    return { failed = string.format("the worker died (%s %s) without a result; see its stderr",
+      tostring(how), tostring(code)) }
   end
   local r = integers(cjson.decode(line))
   if not ok then r.failed = "worker exit " .. tostring(how) .. " " .. tostring(code) end
@@ -362,13 +367,20 @@ local function run(w)
   }).rate_limit_rps
 
   local c = run_worker(w)
-  if c.na or c.failed then
-    return { w = w, na = c.na or c.failed }
+  if c.na then
+    return { w = w, na = c.na }
   end
 
   local stats = control("GET", "/stats")
   local server_tasks = control("GET", "/tasks")
   local log = control("GET", "/log")
+  if opts.logs then
+    for name, data in pairs { stats = stats, tasks = server_tasks, log = log } do
+      local f = assert(io.open(string.format("%s/%s-%s.json", opts.logs, w.id, name), "w"))
+      f:write(cjson.encode(data))
+      f:close()
+    end
+  end
 
   local first_submit, last_end
   local answered, queries, lists = {}, {}, 0
@@ -399,8 +411,12 @@ local function run(w)
   local ideal = (first_submit and last_end) and (last_end - first_submit) or nil
   local requests = stats.requests
   local mps = stats.max_per_second or {}
+  local failed = c.failed
+  if failed then   -- no client figures, but the server's view is evidence
+    c = { wall = 0, cpu = 0, finished = 0, errors = {} }
+  end
   return {
-    w = w, submitted = c.submitted, finished = c.finished, errors = c.errors, wait_mode = c.wait_mode,
+    w = w, failed = failed, submitted = c.submitted, finished = c.finished, errors = c.errors, wait_mode = c.wait_mode,
     wall = c.wall, ideal = ideal, wall_ideal = ideal and ideal > 0 and c.wall / ideal or nil,
     wall_per_job = w.jobs > 0 and c.wall / w.jobs or nil,
     requests = requests, req_per_job = c.finished > 0 and requests / c.finished or nil,
@@ -419,6 +435,7 @@ end
 
 local function verdict(r)
   if r.na then return "n/a" end
+  if r.failed then return "**no**: " .. r.failed end
   local misses = {}
   if r.finished < r.w.jobs then
     misses[#misses + 1] = string.format("%d/%d jobs", r.finished, r.w.jobs)
@@ -476,8 +493,8 @@ for _, w in ipairs(WORKLOADS) do
     io.stderr:flush()
     local r = run(w)
     rows[#rows + 1] = r
-    if r.na then
-      io.stderr:write(" n/a: ", r.na, "\n")
+    if r.na or r.failed then
+      io.stderr:write(" n/a: ", r.na or r.failed, "\n")
     else
       io.stderr:write(string.format(" %.1f s, %d requests, %d/%d finished\n", r.wall, r.requests,
         r.finished, r.w.jobs))
@@ -494,8 +511,9 @@ local lines = {
 }
 for _, r in ipairs(rows) do
   local cells
-  if r.na then
-    cells = { r.w.title, tostring(r.w.jobs), "n/a", "", "", "", "", "", "", "", "", "", "", "", "n/a" }
+  if r.na or r.failed then
+    cells = { r.w.title, tostring(r.w.jobs), "n/a", "", "", "", "", "", "", "", "", "", "", "",
+              r.na and "n/a: " .. r.na or verdict(r) }
   else
     local quota_note = r.w.client_limits_off and " (limits off)" or ""
     cells = {
@@ -523,10 +541,11 @@ local by_id = {}
 for _, r in ipairs(rows) do by_id[r.w.id] = r end
 if by_id.BASE and by_id.W2 and not by_id.BASE.na and not by_id.W2.na then
   local b, w2 = by_id.BASE, by_id.W2
-  notes[#notes + 1] = string.format(
+  if b.failed or w2.failed then b = nil end
+  if b then notes[#notes + 1] = string.format(
     "- Baseline vs W2, per job: wall %s vs %s (%.1f× faster concurrently), requests %.2f vs %.2f.",
     secs(b.wall_per_job), secs(w2.wall_per_job), b.wall_per_job / w2.wall_per_job,
-    b.req_per_job or 0, w2.req_per_job or 0)
+    b.req_per_job or 0, w2.req_per_job or 0) end
 end
 local wait_modes, seen_modes = {}, {}
 for _, r in ipairs(rows) do
