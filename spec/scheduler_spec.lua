@@ -155,6 +155,22 @@ describe("the scheduler", function()
     c:close()
   end)
 
+  it("asks the task list which of many due tasks ended, then fetches only those", function()
+    helper.reset { concurrency = 0, durations = { running = 0.15 } }
+    local c = helper.client { poll_interval = 0.05, max_poll_interval = 0.4 }
+    local tasks = { lp(c, "?__duration=1.2__") }
+    for i = 2, 10 do tasks[i] = lp(c, i % 2 == 0 and "" or "?__duration=0.8__") end
+    local results = c:wait_all(tasks)
+    for i = 1, 10 do assert.are.equal("SUCCEEDED", results[i].status) end
+    local lists = helper.requests("/tasks?model_name=liveportrait")
+    assert.truthy(#lists >= 1, "no task list was asked")
+    assert.truthy(lists[1].path:find("start_time=%d%d%d%d%d%d%d%d%d%d%d%d%d%d"), lists[1].path)
+    -- every task is fetched for its result once it is known to have ended
+    local per_job = helper.stats().requests / 10
+    assert.truthy(per_job <= 3.5, per_job .. " requests per job")
+    c:close()
+  end)
+
   it("shares a few connections among many tasks", function()
     helper.reset { concurrency = 0, durations = { running = 0.2 } }
     local c = helper.client { max_connections = 3 }

@@ -10,6 +10,7 @@ local errors = require("dashscope.errors")
 local http = require("dashscope.http")
 local limiter = require("dashscope.limiter")
 local schedule = require("dashscope.schedule")
+local task = require("dashscope.task")
 
 local S = {}
 
@@ -100,13 +101,29 @@ function S:step()
       lane:plan(now, self._settings)
       self._dirty[lane] = nil
     end
+    -- A lane with a task due now also takes the ones due within a moment: asked together, they
+    -- can share one task list.
+    local ahead = now + 0.25 * self._settings.poll_interval
+    local due_by_lane, lane_due = {}, {}
     for t in pairs(self._live) do
       local due = not t._inflight and t._next_poll
-      if due and now >= due then
-        t:_query()
-        started = true
+      if due and due <= ahead then
+        local lane = lane_of(self, t)
+        due_by_lane[lane] = due_by_lane[lane] or {}
+        table.insert(due_by_lane[lane], t)
+        lane_due[lane] = lane_due[lane] or now >= due
       elseif due and (not soonest or due < soonest) then
         soonest = due
+      end
+    end
+    for lane, due in pairs(due_by_lane) do
+      if lane_due[lane] then
+        self:_ask(lane, due)
+        started = true
+      else
+        for _, t in ipairs(due) do
+          if not soonest or t._next_poll < soonest then soonest = t._next_poll end
+        end
       end
     end
   until not started
@@ -149,6 +166,77 @@ function S:_run(finished, deadline, sleep)
     end
   end
   return true
+end
+
+local LIST_MIN = 4        -- due tasks of one lane from which one task list beats one query each
+local LIST_PAGE = 100
+
+local function list_shape(body)
+  if type(body.data) ~= "table" then
+    return nil, "no data array"
+  end
+  return true
+end
+
+-- Asks about the due tasks of a lane: one query each, or, when many are due at once, one page of
+-- the task list (protocol.md §6) that says which of them ended; only those are then queried
+-- for their results, and the others count as asked.
+-- The service time from which a task list covers every due task, or nil when a list will not do.
+local function list_from(self, lane, due)
+  if #due < LIST_MIN or lane.model == "?" or not self._clock.offset then
+    return nil
+  end
+  local from = math.huge
+  for _, t in ipairs(due) do
+    if not t._submitted_local then return nil end
+    from = math.min(from, t._submitted_local - self._clock.offset)
+  end
+  return from
+end
+
+function S:_ask(lane, all_due)
+  -- Tasks the list said ended (or could not place) are fetched one by one: never listed twice.
+  local due = {}
+  for _, t in ipairs(all_due) do
+    if t._fetch then
+      t._fetch = nil
+      t:_query()
+    else
+      due[#due + 1] = t
+    end
+  end
+  local from = list_from(self, lane, due)
+  if not from then
+    for _, t in ipairs(due) do t:_query() end
+    return
+  end
+  for _, t in ipairs(due) do t._inflight = true end
+  local path = string.format("/tasks?model_name=%s&start_time=%s&page_no=1&page_size=%d",
+    lane.model, os.date("%Y%m%d%H%M%S", math.floor(from) - 1), LIST_PAGE)
+  http.start(self, {
+    method = "GET", path = path, kind = "query", expect = list_shape, limiter = self._limits.tasks,
+    on_done = function(body, err)
+      local listed = {}
+      for _, item in ipairs(body and body.data or {}) do
+        if type(item) == "table" and item.task_id then listed[item.task_id] = item.status end
+      end
+      local at = core.now()
+      for _, t in ipairs(due) do
+        t._inflight = false
+        local status = listed[t.id]
+        if err or not status or task.TERMINAL[status] then
+          t._next_poll, t._fetch = at, true -- ended (or not placed): its own query comes next
+        else
+          t._polls, t._last_poll = t._polls + 1, at
+          if status ~= t._status then
+            t._status = status
+            t:_changed()
+          end
+          self:_answered(t, nil, nil)
+        end
+      end
+    end,
+  })
 end
 
 -- Runs one call to its end (through retries and quota waits): its body, or nil and err.
