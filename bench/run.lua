@@ -223,21 +223,24 @@ local function durations(running)
 end
 
 local S = opts.scale
+local function d(seconds)   -- a job duration as the title shows it (scaled)
+  return string.format("%g s", seconds * S)
+end
 local WORKLOADS = {
-  { id = "W1", title = "W1 queue: 8 × 10 s, concurrency 1",
+  { id = "W1", title = "W1 queue: 8 × " .. d(10) .. ", concurrency 1",
     jobs = 8, running = 10 * S, concurrency = 1, server_limits = true },
-  { id = "W2", title = "W2 200 × 2 s, unlimited",
+  { id = "W2", title = "W2 200 × " .. d(2) .. ", unlimited",
     jobs = 200, running = 2 * S, concurrency = 0, server_limits = true },
-  { id = "W3", title = "W3 one 60 s job",
+  { id = "W3", title = "W3 one " .. d(60) .. " job",
     jobs = 1, running = 60 * S, concurrency = 1, server_limits = true, idle = true },
-  { id = "N1", title = string.format("N=1 × %g s", opts.duration),
+  { id = "N1", title = "N=1 × " .. d(opts.duration),
     jobs = 1, running = opts.duration * S, concurrency = 0, server_limits = true },
-  { id = "N100", title = string.format("N=100 × %g s", opts.duration),
+  { id = "N100", title = "N=100 × " .. d(opts.duration),
     jobs = 100, running = opts.duration * S, concurrency = 0, server_limits = true },
-  { id = "N1000", title = string.format("N=1000 × %g s, quotas off", opts.jobs1000),
+  { id = "N1000", title = "N=1000 × " .. d(opts.jobs1000) .. ", quotas off",
     jobs = 1000, running = opts.jobs1000 * S, concurrency = 0, server_limits = false,
     client_limits_off = true },
-  { id = "BASE", title = string.format("baseline: %d × 2 s one at a time", opts.baseline),
+  { id = "BASE", title = string.format("baseline: %d × %s one at a time", opts.baseline, d(2)),
     jobs = opts.baseline, running = 2 * S, concurrency = 0, server_limits = true, serial = true },
 }
 
@@ -489,7 +492,7 @@ io.stderr:write(string.format("bench: lua-dashscope %s, scale %g, rusage from %s
 local rows = {}
 for _, w in ipairs(WORKLOADS) do
   if not opts.only or opts.only[w.id] then
-    io.stderr:write(string.format("bench: %s (%d jobs of %.2f s) ...", w.title, w.jobs, w.running))
+    io.stderr:write(string.format("bench: %s ...", w.title))
     io.stderr:flush()
     local r = run(w)
     rows[#rows + 1] = r
