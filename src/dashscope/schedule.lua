@@ -34,17 +34,29 @@ function schedule.parse_time(text)
 end
 
 function schedule.lane(model)
-  return setmetatable({ model = model, durations = {}, live = {}, parallel = nil }, Lane)
+  -- durations: run times; waits: submit to start when nothing was queued ahead; slack: how
+  -- long after the expected end a task is asked (grows when asked too early, shrinks otherwise)
+  return setmetatable({ model = model, durations = {}, waits = {}, live = {}, parallel = nil,
+                        slack = nil }, Lane)
+end
+
+local function median(list)
+  local n = #list
+  if n == 0 then return nil end
+  local sorted = {}
+  for i, d in ipairs(list) do sorted[i] = d end
+  table.sort(sorted)
+  return sorted[math.floor((n + 1) / 2)]
+end
+
+local function remember(list, value)
+  list[#list + 1] = value
+  if #list > KEEP then table.remove(list, 1) end
 end
 
 --- The typical run time of this lane's tasks, or nil before the first has succeeded.
 function Lane:duration()
-  local n = #self.durations
-  if n == 0 then return nil end
-  local sorted = {}
-  for i, d in ipairs(self.durations) do sorted[i] = d end
-  table.sort(sorted)
-  return sorted[math.floor((n + 1) / 2)]
+  return median(self.durations)
 end
 
 function Lane:add(task)
@@ -93,13 +105,28 @@ function Lane:observe(task, out, clock)
     self.last_end_local = math.max(self.last_end_local or 0, ended + clock.offset)
   end
   if status == "SUCCEEDED" and started and ended and ended >= started then
-    table.insert(self.durations, ended - started)
-    if #self.durations > KEEP then table.remove(self.durations, 1) end
+    remember(self.durations, ended - started)
+    if submit and started >= submit and self.parallel then
+      remember(self.waits, started - submit)
+    end
   end
 end
 
 local function margin(duration)
   return 0.02 + 0.01 * duration
+end
+
+--- After asking `task` at its expected end: tunes how long after the expected end tasks are
+--- asked, so that few are asked too early (a second query) and none much too late (lag).
+function Lane:learn_slack(task, ended)
+  local d = self:duration()
+  if not d or task._late then return end
+  local slack = self.slack or margin(d)
+  if ended then
+    self.slack = math.max(margin(d), slack * 0.97)
+  else
+    self.slack = math.min(slack * 1.5 + 0.005, 0.1 * d + 0.1)
+  end
 end
 
 --- Sets `_next_poll` (local clock) for every live task of the lane; nil means "not now: wait for
@@ -113,17 +140,17 @@ function Lane:plan(now, s)
     elseif d then
       local start = t._started_local
       if not start then
-        start = t._submitted_local or now
+        start = (t._submitted_local or now) + (median(self.waits) or 0)
         if self.parallel == false and previous_end and previous_end > start then
           start = previous_end
         end
       end
-      local due = start + d + margin(d)
+      local due = start + d + (self.slack or margin(d))
       previous_end = start + d
       t._expected_end = start + d
       if not t._submitted_local and not t._last_poll then
         due = now -- a task resumed by id: first see where it is
-      elseif t._last_poll and t._last_poll >= due - margin(d) then
+      elseif t._last_poll and t._last_poll >= start + d then
         -- asked at or after the expected end and not done: a short step that grows
         local step = math.max(0.05, 0.05 * d) * 2 ^ math.max(0, (t._late or 1) - 1)
         due = t._last_poll + math.min(step, s.max_poll_interval)

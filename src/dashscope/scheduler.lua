@@ -64,6 +64,7 @@ function S:_answered(t, body, err)
     lane:observe(t, body.output, self._clock)
   end
   if not err and t._expected_end and t._last_poll and t._last_poll >= t._expected_end then
+    lane:learn_slack(t, t:ended())
     t._late = (t._late or 0) + 1
   end
   if t:ended() or t._fatal then
@@ -195,10 +196,13 @@ local function list_from(self, lane, due)
 end
 
 function S:_ask(lane, all_due)
-  -- Tasks the list said ended (or could not place) are fetched one by one: never listed twice.
+  -- Queried one by one: the tasks the list said ended (never listed twice), and the tasks asked at
+  -- their expected end for the first time (most have ended: their query is the result fetch).
+  -- Listed: those whose end is anybody's guess (run time unknown, or late).
   local due = {}
+  local known = lane:duration() ~= nil
   for _, t in ipairs(all_due) do
-    if t._fetch then
+    if t._fetch or (known and not t._late) then
       t._fetch = nil
       t:_query()
     else
