@@ -133,6 +133,7 @@ end
 --- news". `s` holds poll_interval and max_poll_interval.
 function Lane:plan(now, s)
   local d = self:duration()
+  local wait = median(self.waits) or 0
   local previous_end = self.last_end_local -- in a queue: (expected) end of the task before
   for rank, t in ipairs(self.live) do
     if t._inflight then
@@ -140,7 +141,7 @@ function Lane:plan(now, s)
     elseif d then
       local start = t._started_local
       if not start then
-        start = (t._submitted_local or now) + (median(self.waits) or 0)
+        start = (t._submitted_local or now) + wait
         if self.parallel == false and previous_end and previous_end > start then
           start = previous_end
         end
@@ -172,6 +173,18 @@ function Lane:plan(now, s)
         (t._last_poll or t._submitted_local or (now - interval)) + math.min(interval, s.max_poll_interval)
     end
   end
+  self:update_due()
+end
+
+--- Recomputes `next_due`, the earliest time any of the lane's tasks wants asking (nil: none), so
+--- that a step looks inside only the lanes that have something due.
+function Lane:update_due()
+  local next_due
+  for _, t in ipairs(self.live) do
+    local due = not t._inflight and t._next_poll
+    if due and (not next_due or due < next_due) then next_due = due end
+  end
+  self.next_due = next_due
 end
 
 schedule.RUNNING = RUNNING

@@ -103,28 +103,20 @@ function S:step()
       self._dirty[lane] = nil
     end
     -- A lane with a task due now also takes the ones due within a moment: asked together, they
-    -- can share one task list.
+    -- can share one task list. Lanes with nothing due are not looked into.
     local ahead = now + 0.25 * self._settings.poll_interval
-    local due_by_lane, lane_due = {}, {}
-    for t in pairs(self._live) do
-      local due = not t._inflight and t._next_poll
-      if due and due <= ahead then
-        local lane = lane_of(self, t)
-        due_by_lane[lane] = due_by_lane[lane] or {}
-        table.insert(due_by_lane[lane], t)
-        lane_due[lane] = lane_due[lane] or now >= due
-      elseif due and (not soonest or due < soonest) then
-        soonest = due
-      end
-    end
-    for lane, due in pairs(due_by_lane) do
-      if lane_due[lane] then
-        self:_ask(lane, due)
-        started = true
-      else
-        for _, t in ipairs(due) do
-          if not soonest or t._next_poll < soonest then soonest = t._next_poll end
+    for _, lane in pairs(self._lanes) do
+      if lane.next_due and lane.next_due <= now then
+        local due = {}
+        for _, t in ipairs(lane.live) do
+          if not t._inflight and t._next_poll and t._next_poll <= ahead then due[#due + 1] = t end
         end
+        self:_ask(lane, due)
+        lane:update_due()
+        started = true
+      end
+      if lane.next_due and (not soonest or lane.next_due < soonest) then
+        soonest = lane.next_due
       end
     end
   until not started
@@ -171,6 +163,7 @@ end
 
 local LIST_MIN = 4        -- due tasks of one lane from which one task list beats one query each
 local LIST_PAGE = 100
+local LIST_PAGES = 20      -- pages read for one look at the list, at most
 
 local function list_shape(body)
   if type(body.data) ~= "table" then
@@ -215,32 +208,55 @@ function S:_ask(lane, all_due)
     return
   end
   for _, t in ipairs(due) do t._inflight = true end
-  local path = string.format("/tasks?model_name=%s&start_time=%s&page_no=1&page_size=%d",
-    lane.model, os.date("%Y%m%d%H%M%S", math.floor(from) - 1), LIST_PAGE)
-  http.start(self, {
-    method = "GET", path = path, kind = "query", expect = list_shape, limiter = self._limits.tasks,
-    on_done = function(body, err)
-      local listed = {}
-      for _, item in ipairs(body and body.data or {}) do
-        if type(item) == "table" and item.task_id then listed[item.task_id] = item.status end
-      end
-      local at = core.now()
-      for _, t in ipairs(due) do
-        t._inflight = false
-        local status = listed[t.id]
-        if err or not status or task.TERMINAL[status] then
-          t._next_poll, t._fetch = at, true -- ended (or not placed): its own query comes next
-        else
-          t._polls, t._last_poll = t._polls + 1, at
-          if status ~= t._status then
-            t._status = status
-            t:_changed()
+  self:_list(lane, due, os.date("%Y%m%d%H%M%S", math.floor(from) - 1))
+end
+
+-- Reads pages of the task list (newest first) until every task of `due` is placed, or the pages
+-- run out (at most LIST_PAGES), then applies what they said.
+function S:_list(lane, due, start_time)
+  local listed, unplaced = {}, #due
+  local function page(no)
+    http.start(self, {
+      method = "GET", kind = "query", expect = list_shape, limiter = self._limits.tasks,
+      path = string.format("/tasks?model_name=%s&start_time=%s&page_no=%d&page_size=%d",
+        lane.model, start_time, no, LIST_PAGE),
+      on_done = function(body, err)
+        for _, item in ipairs(body and body.data or {}) do
+          if type(item) == "table" and item.task_id and not listed[item.task_id] then
+            listed[item.task_id] = item.status
+            unplaced = unplaced - 1 -- counts others' tasks too: only an estimate, to stop early
           end
-          self:_answered(t, nil, nil)
         end
+        local pages = body and tonumber(body.total_page) or 0
+        if not err and unplaced > 0 and no < pages and no < LIST_PAGES then
+          return page(no + 1)
+        end
+        self:_listed(lane, due, listed, err)
+      end,
+    })
+  end
+  page(1)
+end
+
+-- Applies a task list to the due tasks: the ended (or unplaced) are fetched next, the others
+-- count as asked.
+function S:_listed(lane, due, listed, err)
+  local at = core.now()
+  lane.next_due = math.min(lane.next_due or at, at)
+  for _, t in ipairs(due) do
+    t._inflight = false
+    local status = listed[t.id]
+    if err or not status or task.TERMINAL[status] then
+      t._next_poll, t._fetch = at, true -- ended (or not placed): its own query comes next
+    else
+      t._polls, t._last_poll = t._polls + 1, at
+      if status ~= t._status then
+        t._status = status
+        t:_changed()
       end
-    end,
-  })
+      self:_answered(t, nil, nil)
+    end
+  end
 end
 
 -- Runs one call to its end (through retries and quota waits): its body, or nil and err.
