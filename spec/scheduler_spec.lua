@@ -140,7 +140,10 @@ describe("the scheduler", function()
     for i = 1, 5 do assert.are.equal("SUCCEEDED", results[i].status) end
     local per_job = helper.stats().requests / 5
     -- the floor is 2 (one submit, one result query); learning the first run time costs a few more
-    assert.truthy(per_job <= 3.5, per_job .. " requests per job")
+    -- the ratio depends on timing, which valgrind stretches many times over
+    if not helper.UNDER_VALGRIND then
+      assert.truthy(per_job <= 3.5, per_job .. " requests per job")
+    end
     c:close()
   end)
 
@@ -151,7 +154,10 @@ describe("the scheduler", function()
     for i = 1, 20 do tasks[i] = lp(c) end
     c:wait_all(tasks)
     local per_job = helper.stats().requests / 20
-    assert.truthy(per_job <= 2.3, per_job .. " requests per job")
+    -- the ratio depends on timing, which valgrind stretches many times over
+    if not helper.UNDER_VALGRIND then
+      assert.truthy(per_job <= 2.3, per_job .. " requests per job")
+    end
     c:close()
   end)
 
@@ -167,7 +173,10 @@ describe("the scheduler", function()
     assert.truthy(lists[1].path:find("start_time=%d%d%d%d%d%d%d%d%d%d%d%d%d%d"), lists[1].path)
     -- every task is fetched for its result once it is known to have ended
     local per_job = helper.stats().requests / 10
-    assert.truthy(per_job <= 3.5, per_job .. " requests per job")
+    -- the ratio depends on timing, which valgrind stretches many times over
+    if not helper.UNDER_VALGRIND then
+      assert.truthy(per_job <= 3.5, per_job .. " requests per job")
+    end
     c:close()
   end)
 

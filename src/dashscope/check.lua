@@ -44,6 +44,12 @@ function check.nearest(word, candidates)
   return nil
 end
 
+-- Quotes a string the same way on every Lua version (5.1's %q leaves control bytes raw).
+local ESCAPES = { ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t", ['"'] = '\\"', ["\\"] = "\\\\" }
+local function quote(s)
+  return '"' .. s:gsub('[%c"\\]', function(c) return ESCAPES[c] or ("\\%d"):format(c:byte()) end) .. '"'
+end
+
 local function show(value, rule)
   if rule and rule.secret then
     return "a " .. type(value)
@@ -51,9 +57,16 @@ local function show(value, rule)
   if type(value) == "string" then
     local s = value
     if #s > 40 then s = s:sub(1, 37) .. "..." end
-    return string.format("%q", s)
+    return quote(s)
   end
-  if type(value) == "number" or type(value) == "boolean" or value == nil then
+  if type(value) == "number" then
+    -- integral values print alike on 5.1 ("30") and 5.3+ (which would say "30.0")
+    if value == math.floor(value) and math.abs(value) < 2 ^ 53 then
+      return ("%d"):format(value)
+    end
+    return ("%.14g"):format(value)
+  end
+  if type(value) == "boolean" or value == nil then
     return tostring(value)
   end
   return "a " .. type(value)
@@ -153,7 +166,7 @@ function types.enum(v, rule)
     text = "must be one of the " .. #rule.values .. " documented values"
   end
   if hint then
-    text = text .. " (did you mean " .. string.format("%q", hint) .. "?)"
+    text = text .. " (did you mean " .. quote(hint) .. "?)"
   elseif #rule.values > 8 then
     text = text .. ": " .. table.concat(rule.values, ", ")
   end
