@@ -74,7 +74,8 @@ describe("examples/openresty", function()
     reason = why
   end
   if reason then
-    pending("skipped: " .. reason)
+    -- pending() inside an it: busted's JSON output breaks on a bare pending() in a describe
+    it("runs in a real host (skipped)", function() pending("skipped: " .. reason) end)
     return
   end
 
