@@ -59,10 +59,14 @@ function M.liveportrait(job)
     notify("submit failed: " .. tostring(err), vim.log.levels.ERROR)
     return nil
   end
-  notify(("task %s %s"):format(task.id, task:status()))
+  local shown = task:status()
+  notify(("task %s %s"):format(task.id, shown))
   c:watch(task, {
     on_status = function(t, status)
-      notify(("task %s %s"):format(t.id, status))
+      if status ~= shown then -- each change once, whether or not watch repeats the current status
+        shown = status
+        notify(("task %s %s"):format(t.id, status))
+      end
     end,
     on_done = function(t, result, e)
       if result then
