@@ -156,6 +156,8 @@ valgrind-run:
 # The benchmark (not a test): runs the workloads of bench/README.md against the local server, prints a
 # table and writes it to bench/results.md. Several minutes; BENCH_ARGS="--scale 0.1" for a quick run.
 BENCH_ARGS ?=
+# The server (and the bench's driver) on CPU 1; bench/run.lua puts each measured client on CPU 0.
+PIN_SERVER = $(shell command -v taskset >/dev/null 2>&1 && [ "$$(nproc)" -ge 2 ] && echo taskset -c 1)
 bench: deps
 	@$(MAKE) --no-print-directory all
-	@$(RUN_ENV) BENCH_MAKE_CMD='make bench BENCH_ARGS="$(BENCH_ARGS)"' sh spec/with-server $(LUA) bench/run.lua $(BENCH_ARGS)
+	@$(RUN_ENV) BENCH_MAKE_CMD='make bench BENCH_ARGS="$(BENCH_ARGS)"' $(PIN_SERVER) sh spec/with-server $(LUA) bench/run.lua $(BENCH_ARGS)

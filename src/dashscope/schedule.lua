@@ -165,7 +165,9 @@ function Lane:plan(now, s)
       local heads = self.parallel == nil and 2 or 1
       local interval
       if rank <= heads or (t._last_poll == nil and t._submitted_local == nil) then
+        -- the more tasks wait for the lesson, the more often it is worth asking
         interval = s.poll_interval * GROWTH ^ (t._polls or 0)
+        interval = math.min(interval, s.max_poll_interval) / math.max(1, math.sqrt(#self.live / 10))
       elseif self.parallel then
         interval = s.poll_interval * 2 * SPARSE ^ (t._polls or 0)
       end
