@@ -4,44 +4,8 @@
 -- and write what they saw (JSON) to a file this spec reads.
 local helper = require("spec.support.helper")
 
--- A shell command: whether it exited 0, and its output. The status is echoed: on Lua 5.1 and
--- LuaJIT a popen'ed file's close() does not return it.
-local function run(cmd)
-  local p = assert(io.popen("(" .. cmd .. ") 2>&1; echo \"exit status $?\""))
-  local out = p:read("*a")
-  p:close()
-  local status = tonumber(out:match("exit status (%d+)%s*$"))
-  return status == 0, (out:gsub("exit status %d+%s*$", ""))
-end
-
-local function exists(path)
-  local f = io.open(path)
-  if f then f:close() end
-  return f ~= nil
-end
-
-local function read(path)
-  local f = io.open(path)
-  if not f then return nil end
-  local text = f:read("*a")
-  f:close()
-  return text
-end
-
--- The LuaJIT build that nvim and nginx load: the one under test when busted runs under LuaJIT
--- (make test does so among the others), else DASHSCOPE_LUAJIT_BUILD. Its directory, or nil and
--- why not.
-local function luajit_build()
-  local dir = os.getenv("DASHSCOPE_LUAJIT_BUILD")
-  if dir then return dir end
-  if type(jit) ~= "table" then
-    return nil, "runs under LuaJIT only, whose build nvim and nginx load (make test TEST_LUAS=luajit, "
-      .. "or DASHSCOPE_LUAJIT_BUILD=build/luajit)"
-  end
-  local so = package.searchpath("dashscope", package.cpath)
-  if not so then return nil, "no dashscope.so on package.cpath" end
-  return so:match("^(.*)/[^/]*$") or "."
-end
+local hosts = require("spec.support.hosts")
+local run, exists, read, luajit_build = hosts.run, hosts.exists, hosts.read, hosts.luajit_build
 
 -- Debian's lua-cjson for Lua 5.1 (what LuaJIT loads).
 local function cjson51_dir()
