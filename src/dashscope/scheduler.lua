@@ -214,7 +214,8 @@ end
 -- Reads pages of the task list (newest first) until every task of `due` is placed, or the pages
 -- run out (at most LIST_PAGES), then applies what they said.
 function S:_list(lane, due, start_time)
-  local listed, unplaced = {}, #due
+  local listed, unplaced, wanted = {}, #due, {}
+  for _, t in ipairs(due) do wanted[t.id] = true end
   local function page(no)
     http.start(self, {
       method = "GET", kind = "query", expect = list_shape, limiter = self._limits.tasks,
@@ -222,9 +223,9 @@ function S:_list(lane, due, start_time)
         lane.model, start_time, no, LIST_PAGE),
       on_done = function(body, err)
         for _, item in ipairs(body and body.data or {}) do
-          if type(item) == "table" and item.task_id and not listed[item.task_id] then
+          if type(item) == "table" and wanted[item.task_id] and not listed[item.task_id] then
             listed[item.task_id] = item.status
-            unplaced = unplaced - 1 -- counts others' tasks too: only an estimate, to stop early
+            unplaced = unplaced - 1
           end
         end
         local pages = body and tonumber(body.total_page) or 0
