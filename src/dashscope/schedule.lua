@@ -56,7 +56,14 @@ end
 
 --- The typical run time of this lane's tasks, or nil before the first has succeeded.
 function Lane:duration()
-  return median(self.durations)
+  if self.durations_median == nil then self.durations_median = median(self.durations) or false end
+  return self.durations_median or nil
+end
+
+-- The typical delay from submit to start in a parallel lane (0 until one is seen).
+function Lane:start_delay()
+  if self.waits_median == nil then self.waits_median = median(self.waits) or 0 end
+  return self.waits_median
 end
 
 function Lane:add(task)
@@ -106,8 +113,10 @@ function Lane:observe(task, out, clock)
   end
   if status == "SUCCEEDED" and started and ended and ended >= started then
     remember(self.durations, ended - started)
+    self.durations_median = nil
     if submit and started >= submit and self.parallel then
       remember(self.waits, started - submit)
+      self.waits_median = nil
     end
   end
 end
@@ -133,7 +142,7 @@ end
 --- news". `s` holds poll_interval and max_poll_interval.
 function Lane:plan(now, s)
   local d = self:duration()
-  local wait = median(self.waits) or 0
+  local wait = self:start_delay()
   local previous_end = self.last_end_local -- in a queue: (expected) end of the task before
   for rank, t in ipairs(self.live) do
     if t._inflight then
