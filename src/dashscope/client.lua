@@ -104,6 +104,7 @@ function Client:_submit(model, input, parameters)
   end
   local t = task.new(self, body.output.task_id, model, body.request_id, body.output.task_status, core.now())
   self:_track(t) -- a submitted task is followed from now on, whoever waits for it later
+  self:_ran()    -- so an event loop driving this client knows of it
   return t
 end
 

@@ -24,6 +24,7 @@ function S._init_scheduler(self, settings)
   self._lanes, self._live, self._dirty = {}, {}, {}
   self._clock = {}
   self._events = {}
+  self._after_run = {} -- functions run when a blocking call returns (dashscope.uv re-syncs there)
 end
 
 function S:_now()
@@ -134,6 +135,19 @@ end
 --- Runs step() until `finished()` is true or `deadline` (clock seconds) passes: true, or false on
 --- the deadline. Waits through `sleep` (or the client's) when given, else blocks in libcurl.
 function S:_run(finished, deadline, sleep)
+  local done = self:_loop(finished, deadline, sleep)
+  self:_ran()
+  return done
+end
+
+--- Runs the after-run hooks: sockets may have closed and opened, and tasks may have been added,
+--- while a blocking call ran outside any event loop's view.
+function S:_ran()
+  for _, fn in pairs(self._after_run) do fn() end
+end
+
+-- The loop of _run, without the hooks.
+function S:_loop(finished, deadline, sleep)
   sleep = sleep or self._settings.sleep
   local transport = self._transport
   while not finished() do

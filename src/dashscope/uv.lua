@@ -4,7 +4,7 @@
 --
 --   local driver = require("dashscope.uv").attach(client, vim.loop, { on_error = fn })
 --   client:watch(task, { on_status = ..., on_done = ... })
---   driver:kick()      -- after submitting work, or after any blocking call of the client
+--   driver:kick()      -- after work added from outside a blocking call (blocking calls re-sync it)
 --   driver:detach()
 --
 -- Owns its handles only; every decision about what to send and when stays in client.lua. Errors
@@ -89,9 +89,9 @@ function Driver:_poll_callback(fd)
   return callback
 end
 
---- Steps the client from the loop at once and re-syncs the handles. Call it after submitting new
---- work, and after any blocking call of the client made outside the driver's callbacks (that call
---- may have closed or opened sockets the driver watches).
+--- Steps the client from the loop at once and re-syncs the handles. Every blocking call of the
+--- client (submit, poll, wait, cancel) does this when it returns; call it after adding work in
+--- another way, e.g. client:watch on a task from client:task(id).
 function Driver:kick()
   if self.detached then return end
   -- Sockets now (a closed fd must leave the loop before it polls again), the step from the loop.
@@ -106,6 +106,7 @@ end
 function Driver:detach()
   if self.detached then return end
   self.detached = true
+  self.client._after_run[self] = nil
   for fd, poll in pairs(self.polls) do
     self.polls[fd] = nil
     poll:stop()
@@ -125,6 +126,9 @@ function M.attach(client, uv, opts)
     on_error = opts.on_error or default_on_error,
   }, Driver)
   self._on_timer = function() self:_drive("step") end
+  -- After any blocking call of the client (a submit, poll, wait or cancel), re-sync at once: a
+  -- socket it closed must leave the loop before libuv polls it again.
+  client._after_run[self] = function() self:kick() end
   self:kick()
   return self
 end
