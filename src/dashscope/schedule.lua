@@ -23,14 +23,23 @@ local SPARSE = 3       -- the same for tasks behind the head of a parallel lane
 local KEEP = 16        -- durations remembered per lane
 
 --- "2025-12-26 11:33:03.146" -> seconds on a fixed scale (differences are what matter).
+local hours = {} -- "YYYY-MM-DD HH" -> os.time of that hour: os.time is the costly part
+local hours_kept = 0
+
 function schedule.parse_time(text)
   if type(text) ~= "string" then return nil end
-  local y, mo, d, h, mi, s, frac = text:match("^(%d+)%-(%d+)%-(%d+)[ T](%d+):(%d+):(%d+)%.?(%d*)")
-  if not y then return nil end
-  local t = os.time { year = tonumber(y), month = tonumber(mo), day = tonumber(d),
-                      hour = tonumber(h), min = tonumber(mi), sec = tonumber(s), isdst = false }
-  if not t then return nil end
-  return t + (frac ~= "" and tonumber(frac) / 10 ^ #frac or 0)
+  local day_hour, mi, s, frac = text:match("^(%d+%-%d+%-%d+[ T]%d+):(%d+):(%d+)%.?(%d*)")
+  if not day_hour then return nil end
+  local base = hours[day_hour]
+  if base == nil then
+    local y, mo, d, h = day_hour:match("^(%d+)%-(%d+)%-(%d+)[ T](%d+)$")
+    base = os.time { year = tonumber(y), month = tonumber(mo), day = tonumber(d),
+                     hour = tonumber(h), min = 0, sec = 0, isdst = false } or false
+    if hours_kept > 64 then hours, hours_kept = {}, 0 end
+    hours[day_hour], hours_kept = base, hours_kept + 1
+  end
+  if not base then return nil end
+  return base + tonumber(mi) * 60 + tonumber(s) + (frac ~= "" and tonumber(frac) / 10 ^ #frac or 0)
 end
 
 function schedule.lane(model)

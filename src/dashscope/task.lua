@@ -17,24 +17,32 @@ local RESULT_PATH = {}
 local task = { Task = Task, TERMINAL = TERMINAL }
 
 --- Registers where `model`'s SUCCEEDED answer carries the video URL ("output.results.video_url").
-function task.result_path(model, path)
-  RESULT_PATH[model] = path
+local function split(path)
+  local parts = {}
+  for part in path:gmatch("[^.]+") do parts[#parts + 1] = part end
+  return parts
 end
 
-local function dig(t, path)
-  for part in path:gmatch("[^.]+") do
+function task.result_path(model, path)
+  RESULT_PATH[model] = split(path)
+end
+
+local function dig(t, parts)
+  for _, part in ipairs(parts) do
     if type(t) ~= "table" then return nil end
     t = t[part]
   end
   return t
 end
 
+local FLAT, NESTED = split("output.video_url"), split("output.results.video_url")
+
 local function video_url(body, model)
-  local path = RESULT_PATH[model]
-  if path then
-    return dig(body, path)
+  local parts = RESULT_PATH[model]
+  if parts then
+    return dig(body, parts)
   end
-  return dig(body, "output.video_url") or dig(body, "output.results.video_url")
+  return dig(body, FLAT) or dig(body, NESTED)
 end
 
 --- A handle. `submitted` (client clock) is given for a task this client has just submitted.
