@@ -243,6 +243,4 @@ function http.close(client)
   client._calls = {}
 end
 
-http.now = core.now
-
 return http
