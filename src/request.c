@@ -1,11 +1,13 @@
 /*
  * request.c -- the "dashscope.Request" userdata (see request.h).
  *
- * Owns validating a request spec, the easy handle and its options, the
- * libcurl write/header callbacks (pure C: they record, never raise), turning
- * a finished transfer into a response table or an error table, and closing.
- * Does not touch the multi handle: going in and out of flight is
- * transport.c's job. Never puts header values (API keys) in any message.
+ * Owns validating a request spec, the easy handle (from its transport's pool,
+ * see transport.h) and its options, the libcurl write/header callbacks (pure
+ * C: they record, never raise), turning a finished transfer into a response
+ * table or an error table, and closing. Does not touch the multi handle or
+ * the pool: going in and out of flight, and handing out and taking back
+ * handles, is transport.c's job. Never puts header values (API keys) in any
+ * message.
  */
 #include <stdio.h>
 #include <string.h>
@@ -224,6 +226,26 @@ static int setopt_failed(lua_State *L, const char *opt, CURLcode rc) {
     if (rc_ != CURLE_OK) return setopt_failed(L, #opt, rc_);    \
   } while (0)
 
+/* The options every request sets the same way. A handle comes in curl_easy_reset state (new or
+ * pooled), which keeps none of them, so they are set for every request, here. Returns 0 or raises. */
+static int set_common(lua_State *L, ds_request *r) {
+  SETOPT(CURLOPT_ERRORBUFFER, r->errbuf);
+  SETOPT(CURLOPT_PRIVATE, (char *)r);
+  SETOPT(CURLOPT_NOSIGNAL, 1L);
+  SETOPT(CURLOPT_FOLLOWLOCATION, 0L);
+  SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
+#if LIBCURL_VERSION_NUM >= 0x075500
+  SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+  SETOPT(CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+  SETOPT(CURLOPT_WRITEFUNCTION, on_body);
+  SETOPT(CURLOPT_WRITEDATA, (void *)r);
+  SETOPT(CURLOPT_HEADERFUNCTION, on_header);
+  SETOPT(CURLOPT_HEADERDATA, (void *)r);
+  return 0;
+}
+
 int ds_request_new(lua_State *L, ds_transport *t) {
   static const char *const methods[] = {"GET", "POST", NULL};
   const char *url, *body, *agent;
@@ -285,23 +307,10 @@ int ds_request_new(lua_State *L, ds_transport *t) {
     r->send_headers = l;
   }
 
-  r->easy = curl_easy_init();
+  r->easy = ds_transport_handle(t);  /* r owns it from here: r_close gives it back */
   if (r->easy == NULL) return luaL_error(L, "curl_easy_init failed");
-  SETOPT(CURLOPT_ERRORBUFFER, r->errbuf);
-  SETOPT(CURLOPT_PRIVATE, (char *)r);
-  SETOPT(CURLOPT_NOSIGNAL, 1L);
-  SETOPT(CURLOPT_FOLLOWLOCATION, 0L);
-  SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
-#if LIBCURL_VERSION_NUM >= 0x075500
-  SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
-#else
-  SETOPT(CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
-#endif
+  set_common(L, r);
   SETOPT(CURLOPT_URL, url);
-  SETOPT(CURLOPT_WRITEFUNCTION, on_body);
-  SETOPT(CURLOPT_WRITEDATA, (void *)r);
-  SETOPT(CURLOPT_HEADERFUNCTION, on_header);
-  SETOPT(CURLOPT_HEADERDATA, (void *)r);
   if (r->send_headers != NULL) SETOPT(CURLOPT_HTTPHEADER, r->send_headers);
   if (agent != NULL) SETOPT(CURLOPT_USERAGENT, agent);
   if (timeout_ms > 0) SETOPT(CURLOPT_TIMEOUT_MS, timeout_ms);
@@ -474,7 +483,7 @@ static int r_close(lua_State *L) {
   ds_request *r = (ds_request *)luaL_checkudata(L, 1, DS_REQUEST_MT);
   if (r->state == DS_REQ_CLOSED) return 0;
   ds_transport_cancel(L, r, 1, "request closed");  /* only if in flight */
-  if (r->easy != NULL) curl_easy_cleanup(r->easy);
+  if (r->easy != NULL) ds_transport_release(L, 1, r->easy);  /* to the pool, or cleaned up */
   r->easy = NULL;
   curl_slist_free_all(r->send_headers);
   r->send_headers = NULL;

@@ -27,7 +27,7 @@ enum {
 enum { DS_REFUSED_NONE, DS_REFUSED_BODY, DS_REFUSED_HEADERS, DS_REFUSED_NOMEM };
 
 struct ds_request {
-  CURL *easy;                     /* NULL until created, and once closed */
+  CURL *easy;                     /* owned; NULL until taken, and once closed (given back) */
   struct curl_slist *send_headers;
   int state;                      /* DS_REQ_* */
   int post;                       /* method: 1 POST, 0 GET */

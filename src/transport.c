@@ -2,13 +2,13 @@
  * transport.c -- the "dashscope.Transport" userdata (see transport.h).
  *
  * Owns the multi handle, the in-flight list, the anchor table that keeps
- * in-flight requests alive, and the stats. Drives libcurl only through
- * curl_multi_socket_action: perform() and wait() poll(2) the sockets that
- * watch.c recorded, and an event loop may do the same with sockets(),
- * socket_action() and timer_action(). Never runs Lua code while libcurl is on
- * the stack: libcurl's callbacks only record (watch.c, request.c), and
- * finished transfers are collected after libcurl has returned, so nothing can
- * raise through libcurl.
+ * in-flight requests alive, the pool of idle easy handles, and the stats.
+ * Drives libcurl only through curl_multi_socket_action: perform() and wait()
+ * poll(2) the sockets that watch.c recorded, and an event loop may do the same
+ * with sockets(), socket_action() and timer_action(). Never runs Lua code
+ * while libcurl is on the stack: libcurl's callbacks only record (watch.c,
+ * request.c), and finished transfers are collected after libcurl has
+ * returned, so nothing can raise through libcurl.
  */
 #include <errno.h>
 #include <limits.h>
@@ -98,14 +98,35 @@ void ds_transport_cancel(lua_State *L, ds_request *r, int ridx, const char *reas
   lua_pop(L, 1);
 }
 
+CURL *ds_transport_handle(ds_transport *t) {
+  if (t->nidle > 0) return t->idle[--t->nidle];
+  return curl_easy_init();
+}
+
+void ds_transport_release(lua_State *L, int ridx, CURL *easy) {
+  ds_transport *t;
+  ds_getuservalue(L, ridx);  /* the transport's userdata: the request keeps it alive */
+  t = (ds_transport *)ds_testudata(L, -1, DS_TRANSPORT_MT);
+  lua_pop(L, 1);
+  if (t != NULL && t->multi != NULL && t->nidle < DS_IDLE_HANDLES) {
+    curl_easy_reset(easy);  /* drops every option: no pointer into the old request stays */
+    t->idle[t->nidle++] = easy;
+  } else {
+    curl_easy_cleanup(easy);
+  }
+}
+
 /* Shared by close, __gc and __close; idempotent. The userdata is at index 1. */
 static int t_close(lua_State *L) {
   ds_transport *t = (ds_transport *)luaL_checkudata(L, 1, DS_TRANSPORT_MT);
   if (t->multi == NULL) return 0;
   while (t->inflight != NULL)
     settle(L, t, 1, t->inflight, CURLE_ABORTED_BY_CALLBACK, "transport closed");
+  /* Every handle is out of the multi now; the pooled ones never were in it. Requests keep theirs
+   * and, seeing multi NULL, clean them up themselves when they close. */
   curl_multi_cleanup(t->multi);  /* may still report sockets removed: the table lives on */
   t->multi = NULL;
+  while (t->nidle > 0) curl_easy_cleanup(t->idle[--t->nidle]);
   ds_watch_free(&t->watch);
   return 0;
 }

@@ -4,9 +4,14 @@
  * in flight.
  *
  * The transport owns the multi handle, the in-flight list, the watch table
- * (watch.h: what libcurl wants polled) and the anchor table (its user value)
- * that keeps in-flight requests alive. It does not own requests' easy handles
- * or buffers (request.c does).
+ * (watch.h: what libcurl wants polled), the anchor table (its user value)
+ * that keeps in-flight requests alive, and a pool of idle easy handles. It
+ * does not own requests' easy handles or buffers (request.c does): an easy
+ * handle belongs to exactly one request or to the pool. A request takes one
+ * from the pool (ds_transport_handle) and gives it back when it closes
+ * (ds_transport_release); a handle in the pool is out of the multi and in
+ * curl_easy_reset state, so nothing of its last request (options, header
+ * list, buffers, CURLOPT_PRIVATE) is left in it.
  *
  * Lifetimes: a request in flight is anchored in its transport's user value
  * (light userdata -> request), so it cannot be collected mid-transfer while
@@ -14,7 +19,9 @@
  * own user value. If both become garbage together, finalizers run in either
  * order: the transport's detaches every request still in flight, a request's
  * takes itself out of a live transport, and one whose transport is gone just
- * frees itself.
+ * frees itself. A handle goes back into the pool only while the transport is
+ * open (multi non-NULL); closing the transport cleans up every pooled handle,
+ * so a request finalized after its transport cleans up its own handle.
  */
 #ifndef DS_TRANSPORT_H
 #define DS_TRANSPORT_H
@@ -25,6 +32,9 @@
 #include "core.h"
 #include "watch.h"
 
+/* Idle easy handles a transport keeps for its next requests, at most. */
+#define DS_IDLE_HANDLES 16
+
 struct ds_transport {
   CURLM *multi;             /* NULL once closed (or if never opened) */
   ds_watch watch;           /* sockets and timer, as libcurl's callbacks left them */
@@ -32,6 +42,8 @@ struct ds_transport {
   lua_Integer pending;      /* length of that list */
   lua_Integer started;      /* requests ever added to the multi */
   lua_Integer connections;  /* sum of CURLINFO_NUM_CONNECTS over settled requests */
+  CURL *idle[DS_IDLE_HANDLES];  /* pooled handles: out of the multi, reset; empty once closed */
+  int nidle;                /* how many of idle[] are in use */
 };
 
 /* Registers the metatable and sets new_transport in the table on top. */
@@ -44,5 +56,15 @@ void ds_transport_add(lua_State *L, ds_transport *t, int tidx, ds_request *r);
 /* If r (its userdata at index ridx) is in flight, takes it out: done with
  * kind "aborted" and message reason. Otherwise does nothing. */
 void ds_transport_cancel(lua_State *L, ds_request *r, int ridx, const char *reason);
+
+/* An easy handle for a new request on open transport t, in curl_easy_reset state: a pooled one,
+ * else a new one. The caller owns it (and sets every option it needs). NULL when libcurl could not
+ * make one. */
+CURL *ds_transport_handle(ds_transport *t);
+
+/* The request whose userdata is at ridx, out of flight, is done with its handle easy: it goes back
+ * (reset) into the pool of the request's transport if that is open and has room, else is cleaned
+ * up. Either way the caller no longer owns it. */
+void ds_transport_release(lua_State *L, int ridx, CURL *easy);
 
 #endif
