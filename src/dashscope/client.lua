@@ -94,17 +94,22 @@ function Client:_submit(model, input, parameters)
   if has_oss_url(input) then
     headers[#headers + 1] = "X-DashScope-OssResourceResolve: enable"
   end
-  local body, err = self:_call {
+  local t
+  local _, err = self:_call {
     method = "POST", path = SUBMIT_PATH, kind = "submit", headers = headers, expect = submit_shape,
     body = json.encode({ model = model, input = input, parameters = parameters }),
     limiter = self._limits.submit[model],
+    on_done = function(body)
+      if not body then return end
+      -- Followed from the answer on, whoever waits for it later, and known before the call
+      -- returns (so the after-run hooks, an event loop's re-sync, see it).
+      t = task.new(self, body.output.task_id, model, body.request_id, body.output.task_status, core.now())
+      self:_track(t)
+    end,
   }
-  if not body then
+  if not t then
     return nil, err
   end
-  local t = task.new(self, body.output.task_id, model, body.request_id, body.output.task_status, core.now())
-  self:_track(t) -- a submitted task is followed from now on, whoever waits for it later
-  self:_ran()    -- so an event loop driving this client knows of it
   return t
 end
 

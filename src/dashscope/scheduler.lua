@@ -264,11 +264,8 @@ function S:_listed(lane, due, listed, err)
     if err or not status or task.TERMINAL[status] then
       t._next_poll, t._fetch = at, true -- ended (or not placed): its own query comes next
     else
-      t._polls, t._last_poll = t._polls + 1, at
-      if status ~= t._status then
-        t._status = status
-        t:_changed()
-      end
+      t:_asked(at)
+      t:_heard(status)
       self:_answered(t, nil, nil)
     end
   end

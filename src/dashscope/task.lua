@@ -152,6 +152,20 @@ function Task:_changed()
   end
 end
 
+-- Counts the task as asked about at `at` (a query, or a task list that placed it).
+function Task:_asked(at)
+  self._polls = self._polls + 1
+  self._last_poll = at
+end
+
+-- A status heard other than from a query answer (a task list, a cancel): set, and told.
+function Task:_heard(status)
+  if status ~= self._status then
+    self._status = status
+    self:_changed()
+  end
+end
+
 -- Applies one query answer (or its failure) to the task; true when the status changed.
 function Task:_apply(body, err)
   if err then
@@ -175,8 +189,7 @@ end
 function Task:_query(on_done)
   local client = self._client
   self._inflight = true
-  self._polls = self._polls + 1
-  self._last_poll = client:_now()
+  self:_asked(client:_now())
   return http.start(client, {
     method = "GET", path = "/tasks/" .. self.id, kind = "query", expect = query_shape,
     limiter = client._limits.tasks,
@@ -230,11 +243,10 @@ function Task:cancel()
     err.task_id = self.id
     return nil, err
   end
-  self._status = "CANCELED"
   self._result = { task_id = self.id, model = self.model, status = "CANCELED",
                    request_id = body.request_id, output = {} }
+  self:_heard("CANCELED")
   client:_answered(self, nil, nil)
-  self:_changed()
   return true
 end
 
