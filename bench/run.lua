@@ -13,7 +13,7 @@
 local USAGE = [[
 usage: lua5.4 bench/run.lua [options]     (run through spec/with-server)
 
-  --only LIST               comma-separated workloads: W1,W2,W3,N1,N100,N1000,BASE (default: all)
+  --only LIST               comma-separated workloads: W1,W2,W3,N1,N100,N1000,FLOOR,BASE (default: all)
   --scale F                 multiply every job duration by F (default 1)
   --duration S              job duration of N1 and N100, before --scale (default 5)
   --jobs-1000-duration S    job duration of N1000, before --scale (default: --duration)
@@ -240,6 +240,10 @@ local WORKLOADS = {
   { id = "N1000", title = "N=1000 × " .. d(opts.jobs1000) .. ", quotas off",
     jobs = 1000, running = opts.jobs1000 * S, concurrency = 0, server_limits = false,
     client_limits_off = true },
+  -- Not a workload of the client: the same status query through the bare C transport (libcurl),
+  -- one every 0.1 s as W2 paces its requests, for what a request costs below the client's layer.
+  { id = "FLOOR", title = "floor: bare libcurl GET, 200 × 0.1 s apart",
+    jobs = 200, pace = 0.1, running = 3600, concurrency = 0, server_limits = false, reference = true },
   { id = "BASE", title = string.format("baseline: %d × %s one at a time", opts.baseline, d(2)),
     jobs = opts.baseline, running = 2 * S, concurrency = 0, server_limits = true, serial = true },
 }
@@ -280,6 +284,30 @@ end
 
 local RESULT_MARK = "BENCH-RESULT "
 
+-- The FLOOR row: w.jobs status queries of one task, w.pace apart, each alone through the client's
+-- C transport (no Lua layer: no classification, JSON, scheduling). Returns CPU seconds, requests.
+local function floor_worker(w, client)
+  local task = assert(client:liveportrait(job_fields(1)))
+  local transport = client._transport
+  local request = { method = "GET", url = BASE_URL .. "/tasks/" .. task.id,
+                    headers = { "Authorization: Bearer " .. API_KEY, "Accept: application/json" } }
+  local cpu = 0
+  for _ = 1, w.jobs do
+    local wake = now() + w.pace
+    repeat transport:wait(math.max(0, wake - now())) until now() >= wake
+    local before = rusage()
+    local rq = transport:request(request)
+    transport:perform()
+    while not rq:done() do
+      transport:wait(1)
+      transport:perform()
+    end
+    rq:close()
+    cpu = cpu + rusage().cpu - before.cpu
+  end
+  return cpu, w.jobs
+end
+
 -- The client side of one workload, in its own process (so that its CPU and peak RSS are the
 -- client's alone, and a crash costs one row): submits, waits, prints one RESULT_MARK line.
 local function worker(w)
@@ -291,6 +319,13 @@ local function worker(w)
     return
   end
 
+  if w.reference then
+    local cpu, requests = floor_worker(w, client)
+    client:close()
+    io.write(RESULT_MARK, cjson.encode { cpu = cpu, requests = requests, wall = 0, finished = 0, maxrss = rusage().maxrss,
+      errors = {}, reference = true }, "\n")
+    return
+  end
   local submitted, finished, errors, wait_mode = 0, 0, {}, "task:wait() after each submit"
   local cpu0, t0 = rusage(), now()
   local cpu_submitted, t_submitted
@@ -344,6 +379,10 @@ local function run_worker(w)
   cmd = table.concat(cmd, " ")
   -- The client on CPU 0, apart from the server (make bench starts it on CPU 1): on a shared core
   -- the server's work would show up as the client's CPU per request.
+  -- BENCH_WORKER_WRAP runs each client under a tool, e.g. "valgrind --tool=callgrind" to count
+  -- the instructions a real workload costs (callgrind_annotate then splits them by function).
+  local wrap = os.getenv("BENCH_WORKER_WRAP")
+  if wrap and wrap ~= "" then cmd = wrap .. " " .. cmd end
   if shell_line("command -v taskset") then
     cmd = "taskset -c 0 " .. cmd
   end
@@ -417,7 +456,7 @@ local function run(w)
   end
 
   local ideal = (first_submit and last_end) and (last_end - first_submit) or nil
-  local requests = stats.requests
+  local requests = c.requests or stats.requests
   local mps = stats.max_per_second or {}
   local failed = c.failed
   if failed then   -- no client figures, but the server's view is evidence
@@ -444,6 +483,7 @@ end
 local function verdict(r)
   if r.na then return "n/a" end
   if r.failed then return "**no**: " .. r.failed end
+  if r.w.reference then return "— (reference)" end
   local misses = {}
   if r.finished < r.w.jobs then
     misses[#misses + 1] = string.format("%d/%d jobs", r.finished, r.w.jobs)
@@ -503,6 +543,8 @@ for _, w in ipairs(WORKLOADS) do
     rows[#rows + 1] = r
     if r.na or r.failed then
       io.stderr:write(" n/a: ", r.na or r.failed, "\n")
+    elseif r.w.reference then
+      io.stderr:write(string.format(" %d requests, %.3f ms CPU each\n", r.requests, r.cpu_per_req_ms))
     else
       io.stderr:write(string.format(" %.1f s, %d requests, %d/%d finished\n", r.wall, r.requests,
         r.finished, r.w.jobs))
@@ -519,7 +561,11 @@ local lines = {
 }
 for _, r in ipairs(rows) do
   local cells
-  if r.na or r.failed then
+  if r.w.reference and not (r.na or r.failed) then
+    cells = { r.w.title, "—", "—", "—", "—", "—", "—", "—", "—", tostring(r.connections),
+              fmt(r.cpu_per_req_ms, "%.3f", " ms"), fmt(r.maxrss and r.maxrss / 1024, "%.1f", " MiB"),
+              "—", "—", verdict(r) }
+  elseif r.na or r.failed then
     cells = { r.w.title, tostring(r.w.jobs), "n/a", "", "", "", "", "", "", "", "", "", "", "",
               r.na and "n/a: " .. r.na or verdict(r) }
   else
@@ -554,6 +600,14 @@ if by_id.BASE and by_id.W2 and not by_id.BASE.na and not by_id.W2.na then
     "- Baseline vs W2, per job: wall %s vs %s (%.1f× faster concurrently), requests %.2f vs %.2f.",
     secs(b.wall_per_job), secs(w2.wall_per_job), b.wall_per_job / w2.wall_per_job,
     b.req_per_job or 0, w2.req_per_job or 0) end
+end
+if by_id.FLOOR and by_id.W2 and by_id.FLOOR.cpu_per_req_ms and by_id.W2.cpu_per_req_ms then
+  local f, w2 = by_id.FLOOR.cpu_per_req_ms, by_id.W2.cpu_per_req_ms
+  notes[#notes + 1] = string.format("- Client CPU per request vs the bare libcurl floor at the same pace:"
+    .. " W2 %.3f ms vs %.3f ms (ratio %.2f). The floor is one request per wake-up after an idle gap,"
+    .. " through the C transport alone: what libcurl and the kernel cost on this machine before any"
+    .. " Lua runs (W2 shares its wake-ups between requests).",
+    w2, f, w2 / f)
 end
 local wait_modes, seen_modes = {}, {}
 for _, r in ipairs(rows) do

@@ -125,6 +125,43 @@ describe("the transport", function()
     t:close()
   end)
 
+  it("lists what settled since the last settled(), once, once asked (cancels too)", function()
+    local t = core.new_transport()
+    local early = get(t, "/tasks/before-asking")
+    run_all(t, { early })
+    assert.is_nil(t:settled()) -- nobody asked before: nothing was kept
+    local requests = {}
+    for i = 1, 5 do requests[i] = get(t, "/tasks/settled-" .. i) end
+    helper.faults { { match = "query", kind = "slow", delay = 0.5 } }
+    local slow = get(t, "/tasks/cancelled")
+    t:perform()
+    run_all(t, requests)
+    slow:cancel()
+    local seen = {}
+    for _, r in ipairs(assert(t:settled())) do seen[r] = (seen[r] or 0) + 1 end
+    for _, r in ipairs(requests) do assert.are.equal(1, seen[r]) end
+    assert.are.equal(1, seen[slow])
+    assert.is_nil(seen[early])
+    assert.is_nil(t:settled())
+    t:close()
+  end)
+
+  it("acts on what wait() saw without polling again, and still finds answers without it", function()
+    local t = core.new_transport()
+    local r = get(t, "/tasks/one-poll")
+    t:perform()
+    while not r:done() do
+      t:wait(1)  -- the answer wakes it; perform then reads the socket wait found ready
+      t:perform()
+    end
+    assert.are.equal(200, assert(r:response()).status)
+    local r2 = get(t, "/tasks/no-wait")
+    local deadline = core.now() + 5
+    while not r2:done() and core.now() < deadline do t:perform() end -- perform alone polls
+    assert.are.equal(200, assert(r2:response()).status)
+    t:close()
+  end)
+
   it("aborts what is in flight when closed, and refuses use afterwards", function()
     local t = core.new_transport()
     helper.faults { { match = "query", kind = "slow", delay = 0.5, count = 3 } }

@@ -52,8 +52,27 @@ static void anchor(lua_State *L, int tidx, ds_request *r) {
   lua_pop(L, 2);
 }
 
+/* Once T:settled() has been called, appends r's userdata (anchored, so alive) to the list it
+ * returns next: the caller learns what finished without asking every request it has in flight. */
+static void note_settled(lua_State *L, ds_transport *t, int tidx, ds_request *r) {
+  if (!t->collect_settled) return;
+  ds_getuservalue(L, tidx);                  /* anchor */
+  lua_getfield(L, -1, "settled");            /* anchor, list or nil */
+  if (!lua_istable(L, -1)) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -3, "settled");
+  }
+  lua_pushlightuserdata(L, (void *)r);
+  lua_rawget(L, -3);                         /* anchor, list, request */
+  lua_rawseti(L, -2, (int)ds_rawlen(L, -2) + 1);
+  lua_pop(L, 2);
+}
+
 /* Takes r out of flight: its handle leaves the multi, its outcome is recorded
- * and the anchor that kept it alive is dropped (last: r may be garbage then). */
+ * and the anchor that kept it alive is dropped (last: r may be garbage then).
+ * Unless the transport is closing, r joins the list T:settled() returns. */
 static void settle(lua_State *L, ds_transport *t, int tidx, ds_request *r,
                    CURLcode code, const char *reason) {
   curl_multi_remove_handle(t->multi, r->easy);
@@ -65,6 +84,7 @@ static void settle(lua_State *L, ds_transport *t, int tidx, ds_request *r,
   t->pending--;
   ds_request_settle(r, code, reason);
   t->connections += r->connects;
+  if (t->multi != NULL && !t->closing) note_settled(L, t, tidx, r);
   lua_pushnil(L);
   anchor(L, tidx, r);
 }
@@ -120,6 +140,7 @@ void ds_transport_release(lua_State *L, int ridx, CURL *easy) {
 static int t_close(lua_State *L) {
   ds_transport *t = (ds_transport *)luaL_checkudata(L, 1, DS_TRANSPORT_MT);
   if (t->multi == NULL) return 0;
+  t->closing = 1;
   while (t->inflight != NULL)
     settle(L, t, 1, t->inflight, CURLE_ABORTED_BY_CALLBACK, "transport closed");
   /* Every handle is out of the multi now; the pooled ones never were in it. Requests keep theirs
@@ -256,7 +277,9 @@ static int t_perform(lua_State *L) {
   size_t i;
   ds_watch_compact(w);
   if (w->live > 0) {
-    int n = poll(w->fds, (nfds_t)w->slots, 0);
+    /* Right after wait() the revents are its answer: acting on them saves a second poll per
+     * wake-up. A socket they call ready that no longer is costs libcurl one EAGAIN, no more. */
+    int n = w->fresh ? 1 : poll(w->fds, (nfds_t)w->slots, 0);
     if (n < 0 && errno != EINTR) return poll_failed(L);
     /* Slots stay put while libcurl runs (new ones are added with revents 0), so each ready
      * socket is seen once; w->slots and w->fds are read again after every action. */
@@ -278,6 +301,7 @@ static int t_perform(lua_State *L) {
       act(L, t, (curl_socket_t)fd, mask);
     }
   }
+  w->fresh = 0;
   if (w->timer_set && ds_watch_remaining(w) <= 0) fire_timer(L, t);
   return finish(L, t);
 }
@@ -295,7 +319,8 @@ static int to_ms(lua_State *L, int arg, lua_Number s) {
 }
 
 /* T:wait(seconds): blocks until a watched socket is ready, libcurl's timer is due, or the time is
- * up (a signal may end it sooner). With nothing watched it only sleeps. Acts on nothing. */
+ * up (a signal may end it sooner). With nothing watched it only sleeps. Acts on nothing: the
+ * next perform acts on what this poll saw. */
 static int t_wait(lua_State *L) {
   ds_transport *t = check_open(L);
   ds_watch *w = &t->watch;
@@ -306,8 +331,11 @@ static int t_wait(lua_State *L) {
     if (timer_ms < ms) ms = timer_ms;
   }
   ds_watch_compact(w);
-  if (poll(w->live > 0 ? w->fds : NULL, (nfds_t)w->slots, ms) < 0 && errno != EINTR)
-    return poll_failed(L);
+  if (poll(w->live > 0 ? w->fds : NULL, (nfds_t)w->slots, ms) < 0) {
+    if (errno != EINTR) return poll_failed(L);
+    return 0;  /* interrupted: revents say nothing, perform polls for itself */
+  }
+  w->fresh = w->live > 0;  /* the next perform acts on these revents */
   return 0;
 }
 
@@ -369,6 +397,19 @@ static int t_pending(lua_State *L) {
   return 1;
 }
 
+/* T:settled(): the requests settled (done, failed or cancelled) since the last call, in order, or
+ * nil when none. The first call starts the list: a transport nobody asks keeps none. */
+static int t_settled(lua_State *L) {
+  ds_transport *t = check_open(L);
+  lua_settop(L, 1);
+  t->collect_settled = 1;
+  ds_getuservalue(L, 1);
+  lua_getfield(L, -1, "settled");
+  lua_pushnil(L);
+  lua_setfield(L, -3, "settled");
+  return 1;
+}
+
 static int t_stats(lua_State *L) {
   ds_transport *t = check_open(L);
   lua_createtable(L, 0, 2);
@@ -395,6 +436,7 @@ static const luaL_Reg t_methods[] = {
   {"timer_action", t_timer_action},
   {"timeout", t_timeout},
   {"pending", t_pending},
+  {"settled", t_settled},
   {"stats", t_stats},
   {"close", t_close},
   {NULL, NULL}

@@ -15,7 +15,8 @@
  *
  * Lifetimes: a request in flight is anchored in its transport's user value
  * (light userdata -> request), so it cannot be collected mid-transfer while
- * its transport lives; every request keeps its transport alive through its
+ * its transport lives; the same table's "settled" list holds the requests
+ * settled since the last T:settled(), until that call hands it over; every request keeps its transport alive through its
  * own user value. If both become garbage together, finalizers run in either
  * order: the transport's detaches every request still in flight, a request's
  * takes itself out of a live transport, and one whose transport is gone just
@@ -44,6 +45,8 @@ struct ds_transport {
   lua_Integer connections;  /* sum of CURLINFO_NUM_CONNECTS over settled requests */
   CURL *idle[DS_IDLE_HANDLES];  /* pooled handles: out of the multi, reset; empty once closed */
   int nidle;                /* how many of idle[] are in use */
+  int collect_settled;      /* T:settled() has been called: settle() lists what it settles */
+  int closing;              /* t_close is settling what is left: nobody will read the list */
 };
 
 /* Registers the metatable and sets new_transport in the table on top. */

@@ -28,6 +28,7 @@ typedef struct ds_watch {
   size_t cap;         /* slots allocated */
   int timer_set;      /* 0: libcurl wants no timer */
   int oom;            /* the socket callback could not grow the table */
+  int fresh;          /* revents hold a poll's answer not yet acted on (see T:wait) */
   double timer_due;   /* ds_clock_now() seconds, when timer_set */
   lua_Alloc alloc;
   void *aud;

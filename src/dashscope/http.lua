@@ -24,7 +24,9 @@ function http.init(client, settings, key)
     headers[#headers + 1] = "X-DashScope-DataInspection: enable"
   end
   credentials[client] = { key = key, headers = headers }
-  client._calls = {}
+  -- _calls: every call not finished; _sending: request -> call, for those on the wire;
+  -- _waiting: calls waiting to be sent (quota, or back-off before a retry)
+  client._calls, client._sending, client._waiting = {}, {}, {}
 end
 
 -- What each kind of call may retry (protocol.md §11). A "query" reads or cancels; a "submit"
@@ -151,15 +153,23 @@ local function send(client, call)
     max_body = s.max_body,
     user_agent = client._user_agent,
   }
+  client._sending[call.request] = call
   call.attempts = call.attempts + 1
   call.send_at = nil
+  client._waiting[call] = nil
+end
+
+-- Holds `call` back until `at` (clock seconds).
+local function hold(client, call, at)
+  call.send_at = at
+  client._waiting[call] = true
 end
 
 -- Sends `call` now if its limiter lets it, else sets when to try again. True when sent.
 local function try_send(client, call, now)
   local wait = call.limiter and call.limiter:delay(now) or 0
   if wait > 0 then
-    call.send_at = now + wait
+    hold(client, call, now + wait)
     return false
   end
   if call.limiter then
@@ -181,6 +191,7 @@ end
 
 local function finish(client, call, body, err)
   client._calls[call] = nil
+  client._waiting[call] = nil
   call.done, call.body_value, call.err = true, body, err
   if err then
     err.attempts = call.attempts
@@ -203,8 +214,11 @@ function http.advance(client, now)
   local settings = client._settings
   local soonest, started = nil, false
   local finished = {}
-  for call in pairs(client._calls) do
-    if call.request and call.request:done() then
+  local settled = client._transport:settled() -- what finished since the last step, or nil
+  for _, request in ipairs(settled or finished) do
+    local call = client._sending[request]
+    if call then
+      client._sending[request] = nil
       finished[#finished + 1] = call
     end
   end
@@ -219,13 +233,13 @@ function http.advance(client, now)
     end
     if delay and call.attempts <= settings.max_retries
        and not (call.deadline and now + delay >= call.deadline) then
-      call.send_at = now + delay
+      hold(client, call, now + delay)
     else
       finish(client, call, body, err)
     end
   end
-  for call in pairs(client._calls) do
-    if call.send_at and now >= call.send_at then
+  for call in pairs(client._waiting) do
+    if now >= call.send_at then
       started = try_send(client, call, now) or started
     end
     if call.send_at and (not soonest or call.send_at < soonest) then
@@ -240,7 +254,7 @@ function http.close(client)
   for call in pairs(client._calls or {}) do
     if call.request then call.request:close() end
   end
-  client._calls = {}
+  client._calls, client._sending, client._waiting = {}, {}, {}
 end
 
 return http

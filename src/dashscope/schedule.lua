@@ -12,6 +12,12 @@
 -- then again on a short, growing step if it was not done yet. Without one, only the lane's head
 -- (and one probe behind it, until the lane's kind is known) is asked, on a geometric schedule from
 -- poll_interval to max_poll_interval; the tasks queued behind wait for news.
+--
+-- Planning costs what changed, not what is in flight: in a parallel lane with a known run time a
+-- task's next ask depends only on itself and the lane's figures, so an answer replans its own task
+-- (all of them only when the figures have moved), and each lane keeps its next asks in a binary
+-- heap, so finding the due tasks does not walk the lane either. Queues and lanes still learning
+-- their run time are replanned whole (their asks depend on rank; they are asked rarely).
 local schedule = {}
 
 local Lane = {}
@@ -44,9 +50,55 @@ end
 
 function schedule.lane(model)
   -- durations: run times; waits: submit to start when nothing was queued ahead; slack: how
-  -- long after the expected end a task is asked (grows when asked too early, shrinks otherwise)
-  return setmetatable({ model = model, durations = {}, waits = {}, live = {}, parallel = nil,
-                        slack = nil }, Lane)
+  -- long after the expected end a task is asked (grows when asked too early, shrinks otherwise).
+  -- live: tracked tasks in submit order (may hold removed ones until compacted; members says
+  -- which are in); touched: tasks to replan; heap: { at, task } entries of next asks, some stale.
+  return setmetatable({ model = model, durations = {}, waits = {}, live = {}, members = {},
+                        removed = 0, touched = {}, heap = {}, parallel = nil, slack = nil }, Lane)
+end
+
+-- The heap of next asks: a binary min-heap on `at`. An entry is stale once its task is asked,
+-- replanned or gone (see fresh); stale entries are dropped as they reach the top.
+local function heap_push(heap, at, t)
+  local i = #heap + 1
+  heap[i] = { at = at, task = t }
+  while i > 1 do
+    local parent = math.floor(i / 2)
+    if heap[parent].at <= at then break end
+    heap[i], heap[parent] = heap[parent], heap[i]
+    i = parent
+  end
+  t._heaped = at
+end
+
+local function heap_pop(heap)
+  local n = #heap
+  local top, last = heap[1], heap[n]
+  heap[n] = nil
+  n = n - 1
+  if n == 0 then return top end
+  heap[1] = last
+  local i = 1
+  while true do
+    local l, r, m = 2 * i, 2 * i + 1, i
+    if l <= n and heap[l].at < heap[m].at then m = l end
+    if r <= n and heap[r].at < heap[m].at then m = r end
+    if m == i then break end
+    heap[i], heap[m] = heap[m], heap[i]
+    i = m
+  end
+  return top
+end
+
+local function fresh(lane, e)
+  local t = e.task
+  return lane.members[t] and not t._inflight and t._next_poll == e.at
+end
+
+-- Puts t's next ask (t._next_poll) in the heap unless an entry already holds it.
+local function enqueue(lane, t)
+  local at = t._next_poll
+  if at and t._heaped ~= at then heap_push(lane.heap, at, t) end
 end
 
 local function median(list)
@@ -77,21 +129,42 @@ end
 
 function Lane:add(task)
   self.live[#self.live + 1] = task
+  self.members[task] = true
+  self.count = (self.count or 0) + 1
+  self.touched[task] = true
 end
 
+-- Removed tasks leave `live` in bulk (compact): removing one by one would cost a scan each.
 function Lane:remove(task)
-  for i, t in ipairs(self.live) do
-    if t == task then
-      table.remove(self.live, i)
-      return
+  if not self.members[task] then return end
+  self.members[task] = nil
+  self.count = self.count - 1
+  self.removed = self.removed + 1
+  if self.removed > 32 and self.removed > self.count then self:compact() end
+end
+
+function Lane:compact()
+  local live, members, n = self.live, self.members, 0
+  for i = 1, #live do
+    local t = live[i]
+    live[i] = nil
+    if members[t] then
+      n = n + 1
+      live[n] = t
     end
   end
+  self.removed = 0
+end
+
+--- Marks `task` for replanning at the next plan (its own state changed).
+function Lane:touch(task)
+  self.touched[task] = true
 end
 
 -- Is another live task of the lane, besides `task`, known to be running?
 local function other_running(lane, task)
   for _, t in ipairs(lane.live) do
-    if t ~= task and RUNNING[t._status] then return true end
+    if t ~= task and lane.members[t] and RUNNING[t._status] then return true end
   end
   return false
 end
@@ -147,64 +220,154 @@ function Lane:learn_slack(task, ended)
   end
 end
 
---- Sets `_next_poll` (local clock) for every live task of the lane; nil means "not now: wait for
---- news". `s` holds poll_interval and max_poll_interval.
+-- Plans one task with a known run time d: its next ask just after its expected end (or a growing
+-- step once asked then and not done). Returns its expected end (the next one's start in a queue).
+local function plan_known(self, t, now, s, d, wait, previous_end)
+  local start = t._started_local
+  if not start then
+    start = (t._submitted_local or now) + wait
+    if self.parallel == false and previous_end and previous_end > start then
+      start = previous_end
+    end
+  end
+  local due = start + d + (self.slack or margin(d))
+  t._expected_end = start + d
+  if not t._submitted_local and not t._last_poll then
+    due = now -- a task resumed by id: first see where it is
+  elseif t._last_poll and t._last_poll >= start + d then
+    -- asked at or after the expected end and not done: a short step that grows
+    local step = math.max(0.05, 0.05 * d) * 2 ^ math.max(0, (t._late or 1) - 1)
+    due = t._last_poll + math.min(step, s.max_poll_interval)
+  end
+  t._next_poll = due
+  return start + d
+end
+
+-- Plans one task of a lane still learning its run time (rank: its place in the lane).
+-- Tasks of one model run about as long as each other: the head teaches the run time for all the
+-- others, and one probe behind it tells a queue from parallel runs. In a queue the rest cannot end
+-- before the head; running in parallel they are asked sparsely (a short input may end first).
+local function plan_unknown(self, t, rank, now, s)
+  local heads = self.parallel == nil and 2 or 1
+  local interval
+  if rank <= heads or (t._last_poll == nil and t._submitted_local == nil) then
+    -- the more tasks wait for the lesson, the more often it is worth asking
+    interval = s.poll_interval * GROWTH ^ (t._polls or 0)
+    interval = math.min(interval, s.max_poll_interval) / math.max(1, math.sqrt(self.count / 10))
+  elseif self.parallel then
+    interval = s.poll_interval * 2 * SPARSE ^ (t._polls or 0)
+  end
+  t._next_poll = interval and
+    (t._last_poll or t._submitted_local or (now - interval)) + math.min(interval, s.max_poll_interval)
+end
+
+-- Has the lane's picture moved since its last whole plan, enough that every task's ask moves?
+-- Small drifts are let be: an ask planned with a run time 2 % off, or a slack a quarter off, is
+-- still close to the task's end, and replanning every task on each answer costs O(tasks).
+local function drifted(self, d, wait)
+  local p = self.planned
+  if not p then return true end
+  local tol = 0.02 * d + 0.005
+  local slack, pslack = self.slack or margin(d), p.slack
+  return math.abs(d - p.d) > tol or math.abs(wait - p.wait) > tol
+    or math.abs(slack - pslack) > 0.25 * pslack + 0.002
+end
+
+--- Sets `_next_poll` (local clock) for the lane's tasks that need it; nil means "not now: wait for
+--- news". `s` holds poll_interval and max_poll_interval. A task sent for its result
+--- (`_fetch`) keeps the ask it was given; one in flight is replanned by its answer.
 function Lane:plan(now, s)
   local d = self:duration()
   local wait = self:start_delay()
-  local previous_end = self.last_end_local -- in a queue: (expected) end of the task before
-  for rank, t in ipairs(self.live) do
-    if t._inflight then
-      -- its answer will replan
-    elseif d then
-      local start = t._started_local
-      if not start then
-        start = (t._submitted_local or now) + wait
-        if self.parallel == false and previous_end and previous_end > start then
-          start = previous_end
+  -- known: each task on its own; queue: each after the one before; unknown: by rank (heads)
+  local mode = not d and "unknown" or self.parallel == false and "queue" or "known"
+  local whole = mode == "queue" or mode ~= self.planned_mode or self.parallel ~= self.planned_parallel
+    or (mode == "known" and drifted(self, d, wait))
+  if whole then
+    self:plan_all(now, s, d, wait)
+    self.planned_mode, self.planned_parallel = mode, self.parallel
+    self.planned = d and { d = d, wait = wait, slack = self.slack or margin(d) } or nil
+  else
+    local touched = self.touched
+    if mode == "unknown" then -- the heads' asks depend on how many wait behind them
+      local heads, rank = self.parallel == nil and 2 or 1, 0
+      for _, t in ipairs(self.live) do
+        if self.members[t] then
+          rank = rank + 1
+          if rank > heads then break end
+          touched[t] = rank
         end
       end
-      local due = start + d + (self.slack or margin(d))
-      previous_end = start + d
-      t._expected_end = start + d
-      if not t._submitted_local and not t._last_poll then
-        due = now -- a task resumed by id: first see where it is
-      elseif t._last_poll and t._last_poll >= start + d then
-        -- asked at or after the expected end and not done: a short step that grows
-        local step = math.max(0.05, 0.05 * d) * 2 ^ math.max(0, (t._late or 1) - 1)
-        due = t._last_poll + math.min(step, s.max_poll_interval)
+    end
+    for t, rank in pairs(touched) do
+      if self.members[t] and not t._inflight and not t._fetch then
+        if mode == "known" then
+          plan_known(self, t, now, s, d, wait)
+        else
+          plan_unknown(self, t, rank == true and math.huge or rank, now, s)
+        end
+        enqueue(self, t)
       end
-      t._next_poll = due
-    else
-      -- Tasks of one model run about as long as each other: the head teaches the run time for
-      -- all the others, and one probe behind it tells a queue from parallel runs. In a queue the
-      -- rest cannot end before the head; running in parallel they are asked sparsely (a short
-      -- input may end first).
-      local heads = self.parallel == nil and 2 or 1
-      local interval
-      if rank <= heads or (t._last_poll == nil and t._submitted_local == nil) then
-        -- the more tasks wait for the lesson, the more often it is worth asking
-        interval = s.poll_interval * GROWTH ^ (t._polls or 0)
-        interval = math.min(interval, s.max_poll_interval) / math.max(1, math.sqrt(#self.live / 10))
-      elseif self.parallel then
-        interval = s.poll_interval * 2 * SPARSE ^ (t._polls or 0)
-      end
-      t._next_poll = interval and
-        (t._last_poll or t._submitted_local or (now - interval)) + math.min(interval, s.max_poll_interval)
     end
   end
+  self.touched = {}
+  self:update_due()
+end
+
+-- Plans every task of the lane, in order, into a new heap.
+function Lane:plan_all(now, s, d, wait)
+  if self.removed > 0 then self:compact() end
+  self.heap = {}
+  local previous_end = self.last_end_local -- in a queue: (expected) end of the task before
+  for rank, t in ipairs(self.live) do
+    t._heaped = nil
+    if t._inflight then
+      -- its answer will replan
+    elseif t._fetch then
+      t._next_poll = t._next_poll or now
+      enqueue(self, t)
+    elseif d then
+      previous_end = plan_known(self, t, now, s, d, wait, previous_end)
+      enqueue(self, t)
+    else
+      plan_unknown(self, t, rank, now, s)
+      enqueue(self, t)
+    end
+  end
+end
+
+--- Sets when `t` is asked next, outside a plan (a task list said it ended: fetch it now).
+function Lane:ask_at(t, at)
+  t._next_poll = at
+  if self.members[t] then enqueue(self, t) end
   self:update_due()
 end
 
 --- Recomputes `next_due`, the earliest time any of the lane's tasks wants asking (nil: none), so
 --- that a step looks inside only the lanes that have something due.
 function Lane:update_due()
-  local next_due
-  for _, t in ipairs(self.live) do
-    local due = not t._inflight and t._next_poll
-    if due and (not next_due or due < next_due) then next_due = due end
+  local heap = self.heap
+  while heap[1] and not fresh(self, heap[1]) do
+    local e = heap_pop(heap)
+    if e.task._heaped == e.at then e.task._heaped = nil end
   end
-  self.next_due = next_due
+  self.next_due = heap[1] and heap[1].at
+end
+
+--- Takes out the tasks due by `ahead` (their asks leave the heap): the caller asks them all.
+function Lane:take_due(ahead)
+  local heap, due = self.heap, {}
+  while heap[1] and heap[1].at <= ahead do
+    local e = heap_pop(heap)
+    local t = e.task
+    if t._heaped == e.at then t._heaped = nil end
+    if fresh(self, e) and not due[t] then
+      due[t] = true
+      due[#due + 1] = t
+    end
+  end
+  for _, t in ipairs(due) do due[t] = nil end
+  return due
 end
 
 schedule.RUNNING = RUNNING

@@ -64,6 +64,7 @@ function S:_answered(t, body, err)
   if body and body.output then
     lane:observe(t, body.output, self._clock)
   end
+  lane:touch(t)
   if not err and t._expected_end and t._last_poll and t._last_poll >= t._expected_end then
     lane:learn_slack(t, t:ended())
     t._late = (t._late or 0) + 1
@@ -108,11 +109,7 @@ function S:step()
     local ahead = now + 0.25 * self._settings.poll_interval
     for _, lane in pairs(self._lanes) do
       if lane.next_due and lane.next_due <= now then
-        local due = {}
-        for _, t in ipairs(lane.live) do
-          if not t._inflight and t._next_poll and t._next_poll <= ahead then due[#due + 1] = t end
-        end
-        self:_ask(lane, due)
+        self:_ask(lane, lane:take_due(ahead))
         lane:update_due()
         started = true
       end
@@ -257,12 +254,12 @@ end
 -- count as asked.
 function S:_listed(lane, due, listed, err)
   local at = core.now()
-  lane.next_due = math.min(lane.next_due or at, at)
   for _, t in ipairs(due) do
     t._inflight = false
     local status = listed[t.id]
     if err or not status or task.TERMINAL[status] then
-      t._next_poll, t._fetch = at, true -- ended (or not placed): its own query comes next
+      t._fetch = true -- ended (or not placed): its own query comes next
+      lane:ask_at(t, at)
     else
       t:_asked(at)
       t:_heard(status)
