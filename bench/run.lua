@@ -645,7 +645,7 @@ for _, r in ipairs(rows) do
 end
 
 local machine = string.format("%s, %s CPUs, %s, %s", shell_line("uname -srm") or "?",
-  shell_line("nproc") or "?", _VERSION, type(core) == "table" and core.curl_version or "?")
+  shell_line("nproc --all") or "?", _VERSION, type(core) == "table" and core.curl_version or "?")
 
 local doc = table.concat({
   "# lua-dashscope benchmark results",

@@ -54,8 +54,9 @@ local function generate()
   table.sort(names)
   for _, name in ipairs(names) do
     local m = models[name]
-    parts[#parts + 1] = ("### `client:%s{...}`: model `%s`, video at `%s`\n\n%s"):format(
-      name, m.model, m.result or "output.video_url", table_of(m.fields, true))
+    local what = m.kind == "detect" and ("detector `%s` (synchronous: answers at once)"):format(m.model)
+      or ("model `%s`, video at `%s`"):format(m.model, m.result or "output.video_url")
+    parts[#parts + 1] = ("### `client:%s{...}`: %s\n\n%s"):format(name, what, table_of(m.fields, true))
   end
   parts[#parts + 1] = "<!-- contracts:end -->"
   return table.concat(parts, "\n\n")

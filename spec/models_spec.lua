@@ -87,7 +87,13 @@ describe("a model call", function()
   end)
 
   it("adds the OSS resolve header when an input is an oss:// URL", function()
-    assert(client:liveportrait(with("liveportrait", { image_url = "oss://dashscope-instant/x/face.png" })))
+    local path = os.tmpname()
+    local f = assert(io.open(path, "wb"))
+    f:write("png")
+    f:close()
+    local url = assert(client:upload("liveportrait", path))
+    os.remove(path)
+    assert(client:liveportrait(with("liveportrait", { image_url = url })))
     assert.are.equal("enable", submits()[1].headers["x-dashscope-ossresourceresolve"])
   end)
 
@@ -105,8 +111,9 @@ local RULES = {
   { "videoretalk", { audio_url = "<nil>" }, "field 'audio_url' is required" },
   { "videoretalk", { video_url = "ftp://x/y.mp4" }, "field 'video_url' must be an http://, https:// or oss:// URL" },
   { "videoretalk", { video_url = 42 }, "field 'video_url' must be a URL string" },
-  { "videoretalk", { audio_url = "voice.wav" }, "field 'audio_url' must be an http://, https:// or oss:// URL" },
-  { "videoretalk", { ref_image_url = "nope" }, "field 'ref_image_url' must be an http://, https:// or oss:// URL" },
+  { "videoretalk", { audio_url = "voice.wav" }, "field 'audio_url' names a local file that cannot be uploaded (voice.wav: No such file" },
+  { "videoretalk", { ref_image_url = "nope" }, "field 'ref_image_url' names a local file that cannot be uploaded" },
+  { "videoretalk", { ref_image_url = "ftp://example.com/x.png" }, "field 'ref_image_url' must be an http://, https:// or oss:// URL, or a local file" },
   { "videoretalk", { video_extension = "false" }, "field 'video_extension' must be a boolean" },
   { "videoretalk", { query_face_threshold = 119 }, "field 'query_face_threshold' must be an integer from 120 to 200 (got 119)" },
   { "videoretalk", { query_face_threshold = 201 }, "must be an integer from 120 to 200" },
@@ -115,8 +122,8 @@ local RULES = {
   { "videoretalk", { parameters = {} }, "unknown field \"parameters\"" },
   { "emoji", { image_url = "<nil>" }, "field 'image_url' is required" },
   { "emoji", { driven_id = "<nil>" }, "field 'driven_id' is required" },
-  { "emoji", { face_bbox = "<nil>" }, "field 'face_bbox' is required" },
-  { "emoji", { ext_bbox = "<nil>" }, "field 'ext_bbox' is required" },
+  { "emoji", { face_bbox = "<nil>" }, "give ext_bbox and face_bbox together, or none of them" },
+  { "emoji", { ext_bbox = "<nil>" }, "give ext_bbox and face_bbox together, or none of them" },
   { "emoji", { driven_id = "mengwa_kaixn" }, "field 'driven_id' must be one of the 20 documented values (did you mean \"mengwa_kaixin\"?)" },
   { "emoji", { driven_id = "happy" }, "mengwa_kaixin, mengwa_dengyan" },
   { "emoji", { face_bbox = { 212, 194, 460 } }, "field 'face_bbox' must be an array of 4 integers {x1, y1, x2, y2}" },

@@ -83,7 +83,7 @@ describe("the transport", function()
 
   it("refuses a body over max_body as too_large", function()
     local t = core.new_transport()
-    local r = t:request { method = "GET", url = helper.BASE_URL:gsub("/api/v1$", "") .. "/results/none.mp4",
+    local r = t:request { method = "GET", url = helper.RESULTS_URL .. "/results/none.mp4",
                           headers = {}, max_body = 10 }
     helper.faults { { match = "result", kind = "status", status = 200, body = string.rep("x", 5000) } }
     run_all(t, { r })

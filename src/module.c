@@ -2,9 +2,11 @@
  * module.c -- luaopen_dashscope, the one exported symbol.
  *
  * Owns process-wide setup (curl_global_init, once) and the "dashscope.core"
- * table: VERSION, curl_version, new_transport, now, wallclock, rusage (clock.c). The public module table is
- * built by the Lua layer (dashscope.client), whose result is returned.
+ * table: VERSION, curl_version, new_transport, now, wallclock, rusage (clock.c), isatty. The public
+ * module table is built by the Lua layer (dashscope.client), whose result is returned.
  */
+#include <unistd.h>
+
 #include <curl/curl.h>
 #include <lua.h>
 #include <lauxlib.h>
@@ -29,6 +31,13 @@ void ds_class(lua_State *L, const char *name, const luaL_Reg *meta, const luaL_R
   lua_pop(L, 1);
 }
 
+/* core.isatty(fd): whether fd is a terminal (the CLI draws a live status line only then). */
+static int l_isatty(lua_State *L) {
+  lua_Integer fd = luaL_checkinteger(L, 1);
+  lua_pushboolean(L, fd >= 0 && fd <= 1024 && isatty((int)fd) == 1);
+  return 1;
+}
+
 DS_API int luaopen_dashscope(lua_State *L) {
   if (!curl_ready) {
     CURLcode rc = curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -36,7 +45,7 @@ DS_API int luaopen_dashscope(lua_State *L) {
     curl_ready = 1;
   }
 
-  lua_createtable(L, 0, 7);
+  lua_createtable(L, 0, 8);
   ds_request_open(L);
   ds_transport_open(L);
   lua_pushcfunction(L, ds_clock_lnow);
@@ -45,6 +54,8 @@ DS_API int luaopen_dashscope(lua_State *L) {
   lua_setfield(L, -2, "wallclock");
   lua_pushcfunction(L, ds_clock_lrusage);
   lua_setfield(L, -2, "rusage");
+  lua_pushcfunction(L, l_isatty);
+  lua_setfield(L, -2, "isatty");
   lua_pushliteral(L, DS_VERSION);
   lua_setfield(L, -2, "VERSION");
   lua_pushstring(L, curl_version());

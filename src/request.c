@@ -9,6 +9,7 @@
  * handles, is transport.c's job. Never puts header values (API keys) in any
  * message.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -18,6 +19,7 @@
 
 #include "buffer.h"
 #include "compat.h"
+#include "form.h"
 #include "headers.h"
 #include "request.h"
 #include "transport.h"
@@ -36,11 +38,11 @@ static const char *const kind_names[] = {
 /* Spec fields, read onto the stack at fixed indices by ds_request_new. */
 enum {
   F_METHOD = 3, F_URL, F_HEADERS, F_BODY, F_TIMEOUT, F_CONNECT_TIMEOUT,
-  F_MAX_BODY, F_USER_AGENT, F_LAST = F_USER_AGENT
+  F_MAX_BODY, F_USER_AGENT, F_FORM, F_OUTPUT, F_PROGRESS, F_LAST = F_PROGRESS
 };
 static const char *const field_names[] = {
   "method", "url", "headers", "body", "timeout", "connect_timeout",
-  "max_body", "user_agent"
+  "max_body", "user_agent", "form", "output", "progress"
 };
 
 static int field_error(lua_State *L, const char *field, const char *what) {
@@ -170,9 +172,32 @@ static size_t keep(ds_request *r, ds_buffer *b, int too_large, const char *p, si
   return 0;
 }
 
+/* With an output file, a 2xx body goes there and anything else (an error page) to the capped
+ * buffer, so that a failure's body never lands in the user's file. */
 static size_t on_body(char *p, size_t size, size_t n, void *ud) {
   ds_request *r = (ds_request *)ud;
+  if (r->out != NULL && r->sink == DS_SINK_UNDECIDED) {
+    long status = 0;
+    curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
+    r->sink = status >= 200 && status < 300 ? DS_SINK_FILE : DS_SINK_BUFFER;
+  }
+  if (r->sink == DS_SINK_FILE) {
+    if (fwrite(p, 1, size * n, r->out) == size * n) return size * n;
+    r->out_errno = errno;
+    r->refused = DS_REFUSED_WRITE;
+    return 0;
+  }
   return keep(r, &r->body, DS_REFUSED_BODY, p, size * n);
+}
+
+static int on_progress(void *ud, curl_off_t dl_total, curl_off_t dl_now, curl_off_t ul_total,
+                       curl_off_t ul_now) {
+  ds_request *r = (ds_request *)ud;
+  r->dl_total = dl_total;
+  r->dl_now = dl_now;
+  r->ul_total = ul_total;
+  r->ul_now = ul_now;
+  return 0;
 }
 
 static size_t on_header(char *p, size_t size, size_t n, void *ud) {
@@ -248,8 +273,8 @@ static int set_common(lua_State *L, ds_request *r) {
 
 int ds_request_new(lua_State *L, ds_transport *t) {
   static const char *const methods[] = {"GET", "POST", NULL};
-  const char *url, *body, *agent;
-  size_t url_len, body_len = 0, agent_len = 0, max_body;
+  const char *url, *body, *agent, *output;
+  size_t url_len, body_len = 0, agent_len = 0, output_len = 0, max_body;
   long timeout_ms, connect_ms;
   lua_Integer i, nheaders;
   int post, idx, has_type;
@@ -280,6 +305,11 @@ int ds_request_new(lua_State *L, ds_transport *t) {
   connect_ms = check_ms(L, F_CONNECT_TIMEOUT);
   max_body = check_max_body(L);
   agent = check_text(L, F_USER_AGENT, 1, &agent_len);
+  if (ds_form_check(L, F_FORM) > 0 && (!post || body != NULL))
+    field_error(L, "form", "needs POST and no body");
+  output = check_text(L, F_OUTPUT, 1, &output_len);
+  if (!lua_isnil(L, F_PROGRESS) && lua_type(L, F_PROGRESS) != LUA_TBOOLEAN)
+    field_error(L, "progress", "must be a boolean");
 
   /* Safe state first: zeroed, with its metatable, before any libcurl handle. */
   r = (ds_request *)ds_newuserdata(L, sizeof *r);
@@ -292,6 +322,12 @@ int ds_request_new(lua_State *L, ds_transport *t) {
   lua_pushvalue(L, 1);
   ds_setuservalue(L, -2);  /* the request keeps its transport alive */
   set_where(r, url, url_len);
+  r->progress = lua_toboolean(L, F_PROGRESS);
+  if (output != NULL) {
+    r->out = fopen(output, "wb");
+    if (r->out == NULL)
+      return luaL_error(L, "cannot open the output file: %s", strerror(errno));
+  }
 
   for (i = 1; i <= nheaders; i++) {
     struct curl_slist *l;
@@ -301,7 +337,11 @@ int ds_request_new(lua_State *L, ds_transport *t) {
     if (l == NULL) return luaL_error(L, "not enough memory");
     r->send_headers = l;
   }
-  if (post && !has_type) {  /* else libcurl claims a form: application/x-www-form-urlencoded */
+  if (!lua_isnil(L, F_FORM)) {  /* a large part would make libcurl wait for 100-continue */
+    struct curl_slist *l = curl_slist_append(r->send_headers, "Expect:");
+    if (l == NULL) return luaL_error(L, "not enough memory");
+    r->send_headers = l;
+  } else if (post && !has_type) {  /* else libcurl claims a form: application/x-www-form-urlencoded */
     struct curl_slist *l = curl_slist_append(r->send_headers, "Content-Type:");
     if (l == NULL) return luaL_error(L, "not enough memory");
     r->send_headers = l;
@@ -315,9 +355,19 @@ int ds_request_new(lua_State *L, ds_transport *t) {
   if (agent != NULL) SETOPT(CURLOPT_USERAGENT, agent);
   if (timeout_ms > 0) SETOPT(CURLOPT_TIMEOUT_MS, timeout_ms);
   if (connect_ms > 0) SETOPT(CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
-  if (max_body > 0) SETOPT(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)max_body);
+  /* The cap is for bodies kept in memory: a body written to a file (a video) has none. */
+  if (max_body > 0 && r->out == NULL) SETOPT(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)max_body);
+  if (r->progress) {
+    SETOPT(CURLOPT_XFERINFOFUNCTION, on_progress);
+    SETOPT(CURLOPT_XFERINFODATA, (void *)r);
+    SETOPT(CURLOPT_NOPROGRESS, 0L);
+  }
   if (!post) {
     SETOPT(CURLOPT_HTTPGET, 1L);
+  } else if (!lua_isnil(L, F_FORM)) {
+    CURLcode rc = ds_form_build(L, F_FORM, r->easy, &r->form);
+    if (rc != CURLE_OK) return setopt_failed(L, "CURLOPT_MIMEPOST", rc);
+    SETOPT(CURLOPT_MIMEPOST, r->form);
   } else if (body != NULL) {
     SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
     SETOPT(CURLOPT_COPYPOSTFIELDS, body);  /* copied: the Lua string may go */
@@ -365,6 +415,15 @@ void ds_request_settle(ds_request *r, CURLcode code, const char *reason) {
                 ? DS_KIND_TOO_LARGE : DS_KIND_OTHER;
       break;
     default: r->kind = DS_KIND_OTHER; break;
+  }
+  if (r->out != NULL) {
+    if (fclose(r->out) != 0 && r->kind == DS_KIND_OK) {  /* the last bytes never reached the disk */
+      r->out_errno = errno;
+      r->refused = DS_REFUSED_WRITE;
+      r->code = CURLE_WRITE_ERROR;
+      r->kind = DS_KIND_OTHER;
+    }
+    r->out = NULL;
   }
   r->state = DS_REQ_DONE;
   if (r->kind != DS_KIND_OK) {  /* a failed response is never shown: free it now */
@@ -438,6 +497,9 @@ static void push_error(lua_State *L, ds_request *r) {
       case DS_REFUSED_NOMEM:
         snprintf(detail, sizeof detail, "not enough memory for the response");
         break;
+      case DS_REFUSED_WRITE:
+        snprintf(detail, sizeof detail, "writing the output file failed: %s", strerror(r->out_errno));
+        break;
       default:
         snprintf(detail, sizeof detail, "%s", r->errbuf);
     }
@@ -472,6 +534,23 @@ static int r_response(lua_State *L) {
   return 2;
 }
 
+/* Pushes a byte count, or nil when libcurl does not know it (yet). */
+static void push_count(lua_State *L, curl_off_t n, int known) {
+  if (known) lua_pushinteger(L, (lua_Integer)n);
+  else lua_pushnil(L);
+}
+
+/* R:progress(): bytes received, bytes expected (nil: unknown), bytes sent, bytes to send (nil:
+ * unknown). Counted only for a request made with progress = true. */
+static int r_progress(lua_State *L) {
+  ds_request *r = check_open(L);
+  push_count(L, r->dl_now, 1);
+  push_count(L, r->dl_total, r->dl_total > 0);
+  push_count(L, r->ul_now, 1);
+  push_count(L, r->ul_total, r->ul_total > 0);
+  return 4;
+}
+
 static int r_cancel(lua_State *L) {
   ds_request *r = (ds_request *)luaL_checkudata(L, 1, DS_REQUEST_MT);
   ds_transport_cancel(L, r, 1, "request cancelled");
@@ -487,6 +566,10 @@ static int r_close(lua_State *L) {
   r->easy = NULL;
   curl_slist_free_all(r->send_headers);
   r->send_headers = NULL;
+  curl_mime_free(r->form);  /* after the handle: reset or cleaned up, it no longer points here */
+  r->form = NULL;
+  if (r->out != NULL) fclose(r->out);  /* never settled: the caller removes the partial file */
+  r->out = NULL;
   ds_buffer_free(&r->body);
   ds_buffer_free(&r->head);
   r->state = DS_REQ_CLOSED;
@@ -511,6 +594,7 @@ static int r_tostring(lua_State *L) {
 static const luaL_Reg r_methods[] = {
   {"done", r_done},
   {"response", r_response},
+  {"progress", r_progress},
   {"cancel", r_cancel},
   {"close", r_close},
   {NULL, NULL}

@@ -9,6 +9,8 @@
 #ifndef DS_REQUEST_H
 #define DS_REQUEST_H
 
+#include <stdio.h>
+
 #include <curl/curl.h>
 #include <lua.h>
 
@@ -24,11 +26,15 @@ enum {
 };
 
 /* What a write callback had to refuse (it cannot raise, so it records). */
-enum { DS_REFUSED_NONE, DS_REFUSED_BODY, DS_REFUSED_HEADERS, DS_REFUSED_NOMEM };
+enum { DS_REFUSED_NONE, DS_REFUSED_BODY, DS_REFUSED_HEADERS, DS_REFUSED_NOMEM, DS_REFUSED_WRITE };
+
+/* Where a response body goes when the request has an output file. */
+enum { DS_SINK_UNDECIDED, DS_SINK_FILE, DS_SINK_BUFFER };
 
 struct ds_request {
   CURL *easy;                     /* owned; NULL until taken, and once closed (given back) */
   struct curl_slist *send_headers;
+  curl_mime *form;                /* owned; a multipart body, or NULL */
   int state;                      /* DS_REQ_* */
   int post;                       /* method: 1 POST, 0 GET */
 
@@ -40,6 +46,11 @@ struct ds_request {
   ds_buffer body;
   ds_buffer head;
   int refused;                    /* DS_REFUSED_* */
+  FILE *out;                      /* owned; spec.output: a 2xx body is written here */
+  int sink;                       /* DS_SINK_*: decided at the first body byte */
+  int out_errno;                  /* why writing out failed */
+  int progress;                   /* spec.progress: the counters below are kept */
+  curl_off_t dl_now, dl_total, ul_now, ul_total;
 
   /* outcome, set once done */
   int kind;                       /* DS_KIND_* */

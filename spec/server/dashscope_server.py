@@ -4,13 +4,23 @@
 Owns: the wire behaviour of /work/shared/protocol.md §13 (submit, query, cancel, list, detect,
 temporary upload, result download) on loopback, plus the /__control API that tests use to reset,
 configure, inject faults and read what the client sent. Standard library only (Python 3.11+).
-Must not: reach the network, keep state on disk (except the --port-file), or log per request
-unless --verbose.
+Must not: reach the network, keep state on disk (except the --port-file and its .upload/.results
+siblings), or log per request unless --verbose.
+
+One process, one STATE, three listeners, because the real service has three origins and a client
+must never send its API key to the two that are not DashScope's:
+    api      /api/v1/... and /__control/...
+    upload   the OSS upload host: the multipart POST at "/" (getPolicy's upload_host)
+    results  the result-file host: GET/HEAD /results/<id>.mp4?Expires=...&Signature=x
+A request sent to the wrong listener answers 404, and every request on every listener but
+/__control is logged with its host and headers.
 
 Task state is computed from the clock at query time (no background threads): a task waits PENDING
 until a slot of its model is free, then walks through its model's phases, then ends with its outcome.
 
     python3 spec/server/dashscope_server.py --port 0 --port-file FILE [--host 127.0.0.1] [--verbose]
+        [--upload-port 0] [--results-port 0]
+FILE gets the API port; FILE.upload and FILE.results (written first) get the other two.
 """
 
 import argparse
@@ -55,9 +65,11 @@ def default_config():
         "outcome": None,                # {"status": "FAILED"|"UNKNOWN"|"SUCCEEDED", "code", "message"}
         "api_keys": [DEFAULT_API_KEY],
         "result_size": 65536,           # bytes served by /results/<id>.mp4
+        "result_url_lifetime": 86400,   # a result URL's Expires = task end + this; later fetches get 403
         "policy_expire_seconds": 300,   # lifetime of an upload policy
         "task_ttl": 86400,              # after this a task answers UNKNOWN and leaves the list
         "latency": 0.0,                 # seconds every /api/v1 answer is held back (simulated network)
+        "detect_outcome": None,         # None: "noface" in image_url fails; "pass"/"fail" force it
     }
 
 
@@ -75,6 +87,8 @@ MSG_RATE = "Requests rate limit exceeded, please try again later."
 MSG_CANCEL = "Failed to cancel the task, please confirm if the task is in PENDING status."
 MSG_BAD_URL = ("InternalError.Algo.InvalidParameter: The provided URL does not appear to be valid. "
                "Ensure it is correctly formatted.")
+MSG_DATA_INSPECTION = "The media format is not supported or incorrect for the data inspection."
+MSG_URL_EXPIRED = "Request has expired."     # what OSS says for a signed URL past its Expires
 MSG_CONTENT = ("The input image has no human body or multi human bodies. "
                "Please upload other image with single person.")
 MSG_PARAM = "Required parameter({field}) missing or invalid, please check the request parameters."
@@ -203,6 +217,8 @@ FAULT_STATUS_DEFAULTS = {
 }
 FAULT_KINDS = ("status", "garbage", "truncated", "slow", "drop", "badjson")
 REQUEST_KINDS = ("submit", "query", "cancel", "list", "detect", "upload", "oss", "result", "other")
+HOSTS = ("api", "upload", "results")    # the listeners, in port-file order
+DETECT_OUTCOMES = (None, "pass", "fail")
 
 
 # --------------------------------------------------------------------------------------------
@@ -333,10 +349,16 @@ def error_reply(status, code, message, headers=None):
     return json_reply(status, {"code": code, "message": message, "request_id": new_id()}, headers)
 
 
-def oss_error(status, code, message):
+def xml_text(text):
+    return str(text).replace("&", "&amp;").replace("<", "&lt;")
+
+
+def oss_error(status, code, message, extra=()):
+    """OSS's XML error body; extra: (element, text) pairs after HostId, as OSS adds for some codes."""
+    more = "".join("  <%s>%s</%s>\n" % (k, xml_text(v), k) for k, v in extra)
     body = ('<?xml version="1.0" encoding="UTF-8"?>\n<Error>\n  <Code>%s</Code>\n  <Message>%s</Message>\n'
-            '  <RequestId>%s</RequestId>\n  <HostId>127.0.0.1</HostId>\n</Error>\n'
-            % (code, message.replace("&", "&amp;").replace("<", "&lt;"), uuid.uuid4().hex.upper()[:24]))
+            '  <RequestId>%s</RequestId>\n  <HostId>127.0.0.1</HostId>\n%s</Error>\n'
+            % (code, xml_text(message), uuid.uuid4().hex.upper()[:24], more))
     return Reply(status, body.encode(), "application/xml")
 
 
@@ -362,7 +384,8 @@ class State:
             self.policies = {}            # policy string -> upload policy
             self.objects = {}             # uploaded key -> object
             self.stats = {"requests": 0, "connections": 0, "connections_accepted": 0, "submits": 0,
-                          "by_kind": {k: 0 for k in REQUEST_KINDS}, "max_per_second": {}}
+                          "by_kind": {k: 0 for k in REQUEST_KINDS}, "by_host": {h: 0 for h in HOSTS},
+                          "max_per_second": {}}
             self.arrivals = {}            # rate-limit name -> deque of arrival times in the last 1 s
 
     # --- request rates, whatever the limits (for /__control/stats max_per_second) ---
@@ -543,16 +566,18 @@ def validate(rule, body):
 
 
 def check_oss(req, model, body):
-    """oss:// URLs need the resolve header, and an uploaded file serves only its own model."""
+    """oss:// URLs need the resolve header (without it the service tries to fetch the URL itself and
+    fails inspecting it, §8.5), and name a file uploaded under a policy for this very model (§8.1:
+    a detector is a model of its own, so a liveportrait upload is not liveportrait-detect's)."""
     oss = [s for s in walk_strings(body.get("input")) if s.startswith("oss://")]
     if not oss:
         return None
-    if req.header("X-DashScope-OssResourceResolve").lower() != "enable":
-        return error_reply(400, "invalid_parameter_error", MSG_BAD_URL)
+    if req.header("X-DashScope-OssResourceResolve").strip().lower() != "enable":
+        return error_reply(400, "InvalidParameter.DataInspection", MSG_DATA_INSPECTION)
     with STATE.lock:
         for url in oss:
             obj = STATE.objects.get(url[len("oss://"):])
-            if obj is not None and obj["model"] != model:
+            if obj is None or obj["model"] != model:
                 return error_reply(400, "invalid_parameter_error", MSG_BAD_URL)
     return None
 
@@ -613,7 +638,14 @@ def handle_submit(req):
                             "request_id": request_id})
 
 
-def task_output(task, status, host):
+def result_url(task, hosts):
+    """The signed result URL on the results host; Expires is fixed by the task's end, so every query
+    of one task shows the same URL (while result_url_lifetime is unchanged)."""
+    expires = int(task["ended"] + STATE.config["result_url_lifetime"])
+    return "http://%s/results/%s.mp4?Expires=%d&Signature=x" % (hosts["results"], task["task_id"], expires)
+
+
+def task_output(task, status, hosts):
     out = {"task_id": task["task_id"], "task_status": status}
     if status == "UNKNOWN":
         return {"request_id": new_id(), "output": out}
@@ -631,7 +663,7 @@ def task_output(task, status, host):
         out["code"] = task["outcome"].get("code", "InvalidFile.Content")
         out["message"] = task["outcome"].get("message", MSG_CONTENT)
     elif status == "SUCCEEDED":
-        url = "http://%s/results/%s.mp4?Expires=%d&Signature=x" % (host, task["task_id"], int(task["ended"]) + 86400)
+        url = result_url(task, hosts)
         if task["result_at"] == "results.video_url":
             out["results"] = {"video_url": url}
         else:
@@ -650,7 +682,7 @@ def handle_query(req, task_id):
             return json_reply(200, {"request_id": new_id(), "output": {"task_id": task_id, "task_status": "UNKNOWN"}})
         if status in TERMINAL:
             req.reveals.append(task)
-        return json_reply(200, task_output(task, status, req.host))
+        return json_reply(200, task_output(task, status, req.hosts))
 
 
 def handle_cancel(req, task_id):
@@ -733,7 +765,10 @@ def handle_detect(req):
     body, _model, rule, problem = checked_body(req, DETECT_MODELS)
     if problem:
         return problem
-    output = rule["not_passed"] if "noface" in body["input"]["image_url"] else rule["passed"]
+    with STATE.lock:
+        forced = STATE.config["detect_outcome"]
+    passed = forced == "pass" if forced else "noface" not in body["input"]["image_url"]
+    output = rule["passed"] if passed else rule["not_passed"]
     return json_reply(200, {"output": copy.deepcopy(output), "usage": {"image_count": 1}, "request_id": new_id()})
 
 
@@ -772,7 +807,7 @@ def handle_get_policy(req):
                                   "signature": signature, "max_bytes": max_mb << 20}
     return json_reply(200, {"request_id": new_id(), "data": {
         "policy": policy, "signature": signature, "upload_dir": upload_dir,
-        "upload_host": "http://%s/oss" % req.host, "expire_in_seconds": lifetime,
+        "upload_host": "http://%s" % req.hosts["upload"], "expire_in_seconds": lifetime,
         "max_file_size_mb": max_mb, "capacity_limit_mb": 999999999,
         "oss_access_key_id": "LTAItestaccesskey", "x_oss_object_acl": "private",
         "x_oss_forbid_overwrite": "true"}})
@@ -826,8 +861,25 @@ def handle_oss_post(req):
     return Reply(204, b"", None)
 
 
+def url_expired(req):
+    """The 403 for a signed URL past its Expires (or with none: the object is private), else None.
+    OSS checks the signature before it looks for the key, so this comes before any 404."""
+    expires = req.query.get("Expires", "")
+    if not re.fullmatch(r"\d+", expires) or not req.query.get("Signature"):
+        return oss_error(403, "AccessDenied", "You have no right to access this object because of bucket acl.")
+    if req.now > int(expires):
+        iso = "%Y-%m-%dT%H:%M:%S.000Z"
+        return oss_error(403, "AccessDenied", MSG_URL_EXPIRED, (
+            ("Expires", datetime.fromtimestamp(int(expires), timezone.utc).strftime(iso)),
+            ("ServerTime", datetime.fromtimestamp(req.now, timezone.utc).strftime(iso))))
+    return None
+
+
 def handle_result(req, task_id):
     """GET/HEAD /results/<id>.mp4: the fake video of a SUCCEEDED task (single byte ranges allowed)."""
+    problem = url_expired(req)
+    if problem:
+        return problem
     with STATE.lock:
         task, status = STATE.find(task_id, req.now)
         size = STATE.config["result_size"]
@@ -848,27 +900,36 @@ def handle_result(req, task_id):
                  {"Accept-Ranges": "bytes", "Content-Range": "bytes %d-%d/%d" % (first, last, size)})
 
 
-# Routes: (methods, pattern, request kind, handler, needs API key)
-ROUTES = [
-    (("POST",), BASE + r"/services/aigc/image2video/video-synthesis", "submit", handle_submit, True),
-    (("POST",), BASE + r"/services/aigc/image2video/face-detect", "detect", handle_detect, True),
-    (("GET",), BASE + r"/tasks", "list", handle_list, True),
-    (("GET",), BASE + r"/tasks/([^/]+)", "query", handle_query, True),
-    (("POST",), BASE + r"/tasks/([^/]+)/cancel", "cancel", handle_cancel, True),
-    (("GET",), BASE + r"/uploads", "upload", handle_get_policy, True),
-    (("POST",), r"/oss", "oss", handle_oss_post, False),
-    (("GET", "HEAD"), r"/results/([^/]+)\.mp4", "result", handle_result, False),
-]
-ROUTES = [(methods, re.compile(pattern + "$"), kind, fn, auth) for methods, pattern, kind, fn, auth in ROUTES]
+# Routes per listener: (methods, pattern, request kind, handler, needs API key). A path of another
+# listener is not here, so a request sent to the wrong host answers 404 (kind "other").
+ROUTES = {
+    "api": [
+        (("POST",), BASE + r"/services/aigc/image2video/video-synthesis", "submit", handle_submit, True),
+        (("POST",), BASE + r"/services/aigc/image2video/face-detect", "detect", handle_detect, True),
+        (("GET",), BASE + r"/tasks", "list", handle_list, True),
+        (("GET",), BASE + r"/tasks/([^/]+)", "query", handle_query, True),
+        (("POST",), BASE + r"/tasks/([^/]+)/cancel", "cancel", handle_cancel, True),
+        (("GET",), BASE + r"/uploads", "upload", handle_get_policy, True),
+    ],
+    "upload": [
+        (("POST",), r"/", "oss", handle_oss_post, False),        # real OSS: POST {upload_host}
+        (("POST",), r"/oss", "oss", handle_oss_post, False),     # the old upload_host, still taken
+    ],
+    "results": [
+        (("GET", "HEAD"), r"/results/([^/]+)\.mp4", "result", handle_result, False),
+    ],
+}
+ROUTES = {host: [(methods, re.compile(pattern + "$"), kind, fn, auth) for methods, pattern, kind, fn, auth in table]
+          for host, table in ROUTES.items()}
 
 
-def route(method, path):
-    """(kind, handler, args, needs_auth); handler None means 404, False means 405."""
-    for methods, pattern, kind, fn, auth in ROUTES:
+def route(host, method, path):
+    """(kind, handler, args, needs_auth) on listener `host`; handler None means 404, False 405."""
+    for methods, pattern, kind, fn, auth in ROUTES[host]:
         m = pattern.match(path)
         if m:
             return kind, (fn if method in methods else False), [unquote(a) for a in m.groups()], auth
-    return "other", None, [], path.startswith(BASE + "/") or path == BASE
+    return "other", None, [], host == "api" and (path.startswith(BASE + "/") or path == BASE)
 
 
 def check_auth(req):
@@ -955,6 +1016,9 @@ def validate_config(cfg):
     number(cfg["policy_expire_seconds"], "policy_expire_seconds")
     number(cfg["task_ttl"], "task_ttl")
     number(cfg["latency"], "latency")
+    number(cfg["result_url_lifetime"], "result_url_lifetime")
+    if cfg["detect_outcome"] not in DETECT_OUTCOMES:
+        raise ValueError('detect_outcome must be null, "pass" or "fail"')
 
 
 MERGED_KEYS = ("durations", "rate_limit_rps")   # objects merged key by key; others replaced
@@ -1085,7 +1149,7 @@ class Request:
         self.method, self.path, self.body, self.now = method, path, body, now
         self.query = {k: v[0] for k, v in query.items()}
         self.headers = handler.headers
-        self.host = "%s:%d" % handler.server.public_address
+        self.hosts = handler.server.hosts     # listener -> "127.0.0.1:PORT", for URLs in answers
         self.api_key = ""
         self.reveals = []     # tasks whose terminal status this answer shows (STATE.reveal on send)
         try:
@@ -1145,15 +1209,16 @@ class Handler(BaseHTTPRequestHandler):
             path = split.path.rstrip("/") or "/"
             body = self.read_body()
             now = time.time()
-            if path == CONTROL or path.startswith(CONTROL + "/"):
+            host = self.server.role
+            if host == "api" and (path == CONTROL or path.startswith(CONTROL + "/")):
                 try:
                     parsed = json.loads(body.decode("utf-8")) if body.strip() else None
                 except (ValueError, UnicodeDecodeError):
                     return self.send(json_reply(400, {"error": "body is not JSON"}), method)
                 return self.send(handle_control(method, path, parsed), method)
             req = Request(self, method, path, parse_qs(split.query, keep_blank_values=True), body, now)
-            kind, fn, args, needs_auth = route(method, path)
-            entry = self.record(req, kind)
+            kind, fn, args, needs_auth = route(host, method, path)
+            entry = self.record(req, kind, host)
             reply = None
             fault = STATE.take_fault(kind)
             if fault and fault["kind"] == "slow":
@@ -1164,7 +1229,8 @@ class Handler(BaseHTTPRequestHandler):
             if reply is None:
                 reply = (needs_auth and check_auth(req)) or self.answer(req, fn, args)
             with STATE.lock:
-                latency = STATE.config["latency"] if path == BASE or path.startswith(BASE + "/") else 0
+                api_call = host == "api" and (path == BASE or path.startswith(BASE + "/"))
+                latency = STATE.config["latency"] if api_call else 0
             if latency > 0:
                 time.sleep(latency)
             with STATE.lock:
@@ -1179,25 +1245,32 @@ class Handler(BaseHTTPRequestHandler):
             self.send(error_reply(500, "InternalError", "test server bug: see its stderr"), method)
 
     def answer(self, req, fn, args):
+        api = self.server.role == "api"     # the OSS stand-ins answer in OSS's XML
         if fn is None:
-            return error_reply(404, "NotFound", "Not found: " + req.path)
+            if api:
+                return error_reply(404, "NotFound", "Not found: " + req.path)
+            return oss_error(404, "NoSuchKey", "The specified key does not exist.")
         if fn is False:
-            return error_reply(405, "MethodNotAllowed", "Method %s not allowed on %s" % (req.method, req.path))
+            if api:
+                return error_reply(405, "MethodNotAllowed", "Method %s not allowed on %s" % (req.method, req.path))
+            return oss_error(405, "MethodNotAllowed", "The specified method is not allowed against this resource.")
         return fn(req, *args)
 
-    def record(self, req, kind):
-        """Log the request and count it; returns the log entry."""
+    def record(self, req, kind, host):
+        """Log the request (all its headers: tests check that no API key reaches the OSS hosts) and
+        count it; returns the log entry."""
         headers = {}
         for k, v in self.headers.items():
             k = k.lower()
             headers[k] = headers[k] + ", " + v if k in headers else v
-        entry = {"method": req.method, "path": self.path, "headers": headers,
+        entry = {"host": host, "method": req.method, "path": self.path, "headers": headers,
                  "body": req.body.decode("utf-8", "replace"), "json": req.json, "time": req.now,
                  "answered": None}
         with STATE.lock:
             STATE.log.append(entry)
             STATE.stats["requests"] += 1
             STATE.stats["by_kind"][kind] += 1
+            STATE.stats["by_host"][host] += 1
             name = rate_name(kind, req)
             if name:
                 STATE.count_arrival(name, req.now)
@@ -1232,6 +1305,8 @@ class Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128
     verbose = False
+    role = "api"        # which of HOSTS this listener is
+    hosts = {}          # every listener's "host:port", shared by the three (set by main)
 
     def server_bind(self):
         # HTTPServer.server_bind would call getfqdn(), which can stall without DNS.
@@ -1249,38 +1324,64 @@ class Server(ThreadingHTTPServer):
         return sock, addr
 
 
+def write_port_file(path, port):
+    """Atomically, so that a reader waiting for the file never sees it half written."""
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write("%d\n" % port)
+    os.replace(tmp, path)
+
+
+def stop_all(servers):
+    """Shut every listener down, the API one last: main() returns when its loop ends, so the other
+    two are stopped by then. shutdown() waits for a loop to end, so this runs off the loops' threads."""
+    for host in reversed(HOSTS):
+        servers[host].shutdown()
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description="Local DashScope-compatible test server.")
     ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--port", type=int, default=0, help="0 picks a free port")
-    ap.add_argument("--port-file", help="write the bound port here (atomically)")
+    ap.add_argument("--port", type=int, default=0, help="API port (/api/v1, /__control); 0 picks a free port")
+    ap.add_argument("--upload-port", type=int, default=0, help="OSS upload host's port; 0 picks a free port")
+    ap.add_argument("--results-port", type=int, default=0, help="result-file host's port; 0 picks a free port")
+    ap.add_argument("--port-file", help="write the API port here, the others to FILE.upload and "
+                    "FILE.results (each atomically, FILE last)")
     ap.add_argument("--verbose", action="store_true", help="log every request to stderr")
     args = ap.parse_args(argv)
 
     if ":" in args.host:
         Server.address_family = socket.AF_INET6
-    server = Server((args.host, args.port), Handler)
-    server.verbose = args.verbose
-    port = server.server_address[1]
+    servers = {}
+    for host, port in zip(HOSTS, (args.port, args.upload_port, args.results_port)):
+        servers[host] = Server((args.host, port), Handler)
+        servers[host].role, servers[host].verbose = host, args.verbose
+    hosts = {host: "%s:%d" % server.public_address for host, server in servers.items()}
+    for server in servers.values():
+        server.hosts = hosts
+    for host in HOSTS[1:]:
+        threading.Thread(target=servers[host].serve_forever, kwargs={"poll_interval": 0.2},
+                         name="serve-" + host, daemon=True).start()
 
     def stop(signum, frame):
-        # shutdown() waits for serve_forever to return, so it must not run on the loop's own thread.
-        threading.Thread(target=server.shutdown, daemon=True).start()
+        threading.Thread(target=stop_all, args=(servers,), daemon=True).start()
     signal.signal(signal.SIGTERM, stop)
     if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:   # `sh ... &` starts us with SIGINT ignored
         signal.signal(signal.SIGINT, stop)
 
     if args.port_file:
-        tmp = args.port_file + ".tmp"
-        with open(tmp, "w") as f:
-            f.write("%d\n" % port)
-        os.replace(tmp, args.port_file)
+        # The API port's file last: a launcher waits for it, then finds the other two already there.
+        for host in HOSTS[1:]:
+            write_port_file(args.port_file + "." + host, servers[host].server_address[1])
+        write_port_file(args.port_file, servers["api"].server_address[1])
     if args.verbose:
-        sys.stderr.write("dashscope_server: listening on %s:%d\n" % (args.host, port))
+        sys.stderr.write("dashscope_server: listening on %s\n" % ", ".join(
+            "%s http://%s" % (host, hosts[host]) for host in HOSTS))
     try:
-        server.serve_forever(poll_interval=0.2)
+        servers["api"].serve_forever(poll_interval=0.2)
     finally:
-        server.server_close()
+        for server in servers.values():
+            server.server_close()
     return 0
 
 

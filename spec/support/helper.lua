@@ -10,6 +10,8 @@ helper.KEY = "sk-test-0123456789abcdef"
 helper.BASE_URL = assert(os.getenv("DASHSCOPE_TEST_BASE_URL"),
   "run the specs through spec/with-server (make test) so that the local server is up")
 helper.CONTROL = assert(os.getenv("DASHSCOPE_TEST_CONTROL"))
+helper.UPLOAD_URL = os.getenv("DASHSCOPE_TEST_UPLOAD_URL")   -- the stand-in upload host
+helper.RESULTS_URL = os.getenv("DASHSCOPE_TEST_RESULTS_URL") -- the stand-in result-file host
 helper.UNDER_VALGRIND = os.getenv("DASHSCOPE_UNDER_VALGRIND") ~= nil
 
 local function shell_quote(s)

@@ -6,6 +6,8 @@
 -- A rule: { name = "video_fps", type = "integer", min = 15, max = 30, where = "parameters",
 --           required = true, values = {...} (enum), default = ... (documentation only),
 --           secret = true (never echo the value), allow_empty = true (url/string may be "") }
+local files = require("dashscope.files")
+
 local check = {}
 
 local tointeger = math.tointeger
@@ -117,9 +119,11 @@ function types.string(v, rule)
   return v
 end
 
+-- A url field takes a URL, or a local file (a path or file:// URL) that the client uploads: then
+-- the value becomes a files.LocalFile, checked readable here so that nothing is sent otherwise.
 function types.url(v, rule)
   if type(v) ~= "string" then
-    return nil, "must be a URL string (http://, https:// or oss://)"
+    return nil, "must be a URL string (http://, https:// or oss://) or a local file path"
   end
   if v == "" and rule.allow_empty then
     return v
@@ -129,7 +133,15 @@ function types.url(v, rule)
       return v
     end
   end
-  return nil, "must be an http://, https:// or oss:// URL"
+  local path = files.local_path(v)
+  if not path then
+    return nil, "must be an http://, https:// or oss:// URL, or a local file"
+  end
+  local file, why = files.open(path)
+  if not file then
+    return nil, "names a local file that cannot be uploaded (" .. why .. ")"
+  end
+  return file
 end
 
 function types.boolean(v)
@@ -195,6 +207,18 @@ function types.bbox(v)
     return nil, rule_text
   end
   return box
+end
+
+-- A time for the task list's filters (protocol.md §6): "YYYYMMDDhhmmss" in the service's time
+-- (Beijing, UTC+8), or epoch seconds (os.time()), converted to that.
+function types.time(v)
+  if type(v) == "string" and v:find("^%d%d%d%d%d%d%d%d%d%d%d%d%d%d$") then
+    return v
+  end
+  if type(v) == "number" and v >= 0 and v < 2 ^ 40 then
+    return os.date("!%Y%m%d%H%M%S", math.floor(v) + 8 * 3600)
+  end
+  return nil, 'must be "YYYYMMDDhhmmss" (Beijing time) or epoch seconds'
 end
 
 types["function"] = function(v)

@@ -8,8 +8,11 @@ local config = require("dashscope.config")
 local models = require("dashscope.models")
 local json = require("dashscope.json")
 local http = require("dashscope.http")
+local detect = require("dashscope.detect")
+local files = require("dashscope.files")
 local task = require("dashscope.task")
 local scheduler = require("dashscope.scheduler")
+local listing = require("dashscope.listing")
 
 local dashscope = {
   VERSION = core.VERSION,
@@ -19,8 +22,10 @@ local dashscope = {
 
 local Client = { __name = "dashscope.Client" }
 Client.__index = Client
-for name, method in pairs(scheduler) do
-  Client[name] = method
+for _, methods in ipairs { scheduler, listing } do
+  for name, method in pairs(methods) do
+    if type(method) == "function" then Client[name] = method end
+  end
 end
 
 local function lua_version()
@@ -90,6 +95,10 @@ end
 -- Sends one checked job asynchronously (within the model's submit quota); a task handle, or nil
 -- and err.
 function Client:_submit(model, input, parameters)
+  local uploaded, uerr = files.resolve(self, model, input) -- local files become oss:// URLs
+  if uploaded == nil then
+    return nil, uerr
+  end
   local headers = { "X-DashScope-Async: enable" }
   if has_oss_url(input) then
     headers[#headers + 1] = "X-DashScope-OssResourceResolve: enable"
@@ -113,15 +122,51 @@ function Client:_submit(model, input, parameters)
   return t
 end
 
--- One method per model, made from its contract: check the flat table, place each field, submit.
+-- One method per model, made from its contract: check the flat table, place each field, then
+-- submit (after the model's detector, when it wants what that finds), or for a detector, detect.
 for method, contract in pairs(models) do
-  task.result_path(contract.model, contract.result or "output.video_url")
-  Client[method] = function(self, fields)
-    checkself(self, method)
-    local placed = check.fields(contract.fields, fields, method, 2)
-    local parameters = placed.parameters or (contract.parameters and {} or nil)
-    return self:_submit(contract.model, placed.input or {}, parameters)
+  if contract.kind == "detect" then
+    Client[method] = function(self, fields)
+      checkself(self, method)
+      return detect.run(self, contract, check.fields(contract.fields, fields, method, 2).input)
+    end
+  else
+    task.result_path(contract.model, contract.result or "output.video_url")
+    Client[method] = function(self, fields)
+      checkself(self, method)
+      local placed = check.fields(contract.fields, fields, method, 2)
+      local input = placed.input or {}
+      if contract.detect then
+        local ok, err = detect.fill(self, contract, input, method, 2)
+        if not ok then
+          return nil, err
+        end
+      end
+      local parameters = placed.parameters or (contract.parameters and {} or nil)
+      return self:_submit(contract.model, input, parameters)
+    end
   end
+end
+
+--- client:upload(model, path): uploads a local file for `model` (temporary, 48 h): its oss://
+--- URL, or nil and err. Model methods do this by themselves for local paths in url fields.
+function Client:upload(model, path)
+  checkself(self, "upload")
+  if type(model) ~= "string" or not model:find("^[%w%-_.]+$") then
+    check.fail("upload", "model must be a model name string", 2)
+  end
+  if type(path) ~= "string" or path == "" then
+    check.fail("upload", "path must be a non-empty string", 2)
+  end
+  local file, why = files.open(files.local_path(path) or path)
+  if not file then
+    check.fail("upload", "cannot upload " .. why, 2)
+  end
+  local ok, err = files.upload(self, model, { file })
+  if not ok then
+    return nil, err
+  end
+  return file.urls[model]
 end
 
 --- client:submit(model, input, parameters): any async video-synthesis model, sent as given.

@@ -31,9 +31,13 @@ end
 
 -- What each kind of call may retry (protocol.md §11). A "query" reads or cancels; a "submit"
 -- creates a billed task, so it is retried only when nothing can have been created.
+local TRANSIENT = { [429] = true, [500] = true, [502] = true, [503] = true, [504] = true }
 local RETRY_STATUS = {
-  query = { [429] = true, [500] = true, [502] = true, [503] = true, [504] = true },
+  query = TRANSIENT,
   submit = { [429] = true },
+  detect = { [429] = true }, -- every 200 is billed: like a submit
+  upload = TRANSIENT,   -- a file to the upload host: its key is ours alone (see files.lua)
+  download = TRANSIENT, -- a result video from the result host
 }
 
 local UNSURE = " The request was sent, so the task may or may not have been created:"
@@ -70,9 +74,9 @@ local function failure(kind, terr, key)
   }
   if terr.kind == "too_large" or terr.kind == "aborted" then
     e.retryable = false
-  elseif kind == "submit" then
+  elseif kind == "submit" or kind == "detect" then -- billed once received: only if never sent
     e.retryable = not terr.sent
-    if terr.sent then
+    if terr.sent and kind == "submit" then
       e.message = e.message .. "." .. UNSURE
     end
   else
@@ -87,13 +91,36 @@ local function bad_response(kind, status, why, key, request_id)
     message = message .. "." .. UNSURE
   end
   return errors.new({ code = "BadResponse", message = message, status = status,
-                      request_id = request_id, retryable = kind ~= "submit" }, key)
+                      request_id = request_id, retryable = kind == "query" }, key)
 end
 
 local function snippet(text)
   text = (text or ""):gsub("%s+", " ")
   if #text > 200 then text = text:sub(1, 197) .. "..." end
   return text
+end
+
+-- An answer of an object-storage host (upload, result files): OSS speaks XML, not JSON.
+local function storage_error(resp, key)
+  local function tag(name)
+    local v = resp.body:match("<" .. name .. ">([^<]*)</" .. name .. ">")
+    return v and v ~= "" and v or nil
+  end
+  return errors.new({ status = resp.status, code = tag("Code") or "Unknown",
+                      message = tag("Message") or snippet(resp.body), request_id = tag("RequestId"),
+                      retryable = TRANSIENT[resp.status] or false }, key)
+end
+
+--- Classifies an exchange with a storage host (kind "upload" or "download"): the response for a
+--- 2xx, else (nil, err, retry_after).
+function http.classify_storage(kind, resp, terr, _, key)
+  if not resp then
+    return nil, failure(kind, terr, key)
+  end
+  if resp.status >= 200 and resp.status < 300 then
+    return resp
+  end
+  return nil, storage_error(resp, key), http.retry_after(resp.headers and resp.headers["retry-after"])
 end
 
 --- Turns one finished exchange into (body) or (nil, err, retry_after).
@@ -134,10 +161,13 @@ function http.classify(kind, resp, terr, expect, key)
   return nil, errors.new(e, key), retry_after
 end
 
+-- A call goes to the service (`path` under base_url, with the key), or, with `url`, to another
+-- host (upload, result files), which never gets the key or any of the service's headers.
 local function send(client, call)
-  local cred = credentials[client]
   local headers = {}
-  for i, h in ipairs(cred.headers) do headers[i] = h end
+  if not call.url then
+    for i, h in ipairs(credentials[client].headers) do headers[i] = h end
+  end
   for _, h in ipairs(call.headers or {}) do headers[#headers + 1] = h end
   if call.body then
     headers[#headers + 1] = "Content-Type: application/json"
@@ -145,12 +175,15 @@ local function send(client, call)
   local s = client._settings
   call.request = client._transport:request {
     method = call.method,
-    url = s.base_url .. call.path,
+    url = call.url or s.base_url .. call.path,
     headers = headers,
     body = call.body,
-    timeout = s.timeout,
+    form = call.form,
+    output = call.output,
+    progress = call.progress,
+    timeout = call.timeout or s.timeout,
     connect_timeout = s.connect_timeout,
-    max_body = s.max_body,
+    max_body = call.max_body or s.max_body,
     user_agent = client._user_agent,
   }
   client._sending[call.request] = call
@@ -179,8 +212,8 @@ local function try_send(client, call, now)
   return true
 end
 
---- Queues a call: { method, path, body (JSON text), headers (extra), kind, expect, limiter,
---- on_done }. It goes out as soon as its limiter allows; `on_done(body, err)` runs from
+--- Queues a call: { method, path or url, body (JSON text) or form, headers (extra), kind, expect,
+--- limiter, on_done; for storage hosts classify, output, progress, timeout, max_body }. It goes out as soon as its limiter allows; `on_done(body, err)` runs from
 --- client:step when the call has finished (after any retries).
 function http.start(client, call)
   call.attempts = 0
@@ -226,7 +259,7 @@ function http.advance(client, now)
     local resp, terr = call.request:response()
     call.request:close()
     call.request = nil
-    local body, err, retry_after = http.classify(call.kind, resp, terr, call.expect, key)
+    local body, err, retry_after = (call.classify or http.classify)(call.kind, resp, terr, call.expect, key)
     local delay = err and err.retryable and (retry_after or backoff(settings, call.attempts))
     if err and err.status == 429 and call.limiter then
       call.limiter:pause(now, delay or backoff(settings, call.attempts))

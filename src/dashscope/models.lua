@@ -3,6 +3,10 @@
 --
 -- A model: method name -> {
 --   model = service model name,
+--   kind = "detect" for a synchronous pre-check (protocol.md §7; answers a table, submits nothing),
+--   fixed = { parameters = {...} } sent as they are (not fields the caller gives),
+--   detect = { method = detector, fills = { field = output key } }: when every field it fills is
+--            absent, the detector runs first and its answer fills them (or its refusal is returned),
 --   result = where the video URL is in a SUCCEEDED answer ("output.video_url" unless given),
 --   parameters = true when the body always carries a `parameters` object (as the SDK sends it),
 --   fields = rules for check.fields: name, where ("input" | "parameters"), type, required,
@@ -48,11 +52,12 @@ models.emoji = {
       doc = "a frontal portrait that passed emoji-detect-v1: 400-7000 px per side, <= 10 MB" },
     { name = "driven_id", where = "input", type = "enum", required = true, values = DRIVEN_IDS,
       doc = "the expression template" },
-    { name = "face_bbox", where = "input", type = "bbox", required = true,
-      doc = "face box {x1, y1, x2, y2} in px: emoji-detect-v1's bbox_face" },
-    { name = "ext_bbox", where = "input", type = "bbox", required = true,
+    { name = "face_bbox", where = "input", type = "bbox",
+      doc = "face box {x1, y1, x2, y2} in px: emoji-detect-v1's bbox_face (omit both boxes: detected for you)" },
+    { name = "ext_bbox", where = "input", type = "bbox",
       doc = "the dynamic expression area {x1, y1, x2, y2}, about 1:1: emoji-detect-v1's ext_bbox_face" },
   },
+  detect = { method = "emoji_detect", fills = { face_bbox = "face_bbox", ext_bbox = "ext_bbox" } },
 }
 
 models.liveportrait = {
@@ -76,6 +81,25 @@ models.liveportrait = {
       doc = "true pastes the face back onto the full image; false outputs the face region only" },
     { name = "head_move_strength", where = "parameters", type = "number", min = 0, max = 1,
       default = 0.7, doc = "strength of head movement" },
+  },
+}
+
+models.liveportrait_detect = {
+  model = "liveportrait-detect",
+  kind = "detect",
+  fields = {
+    { name = "image_url", where = "input", type = "url", required = true,
+      doc = "the portrait to check for liveportrait: jpeg/jpg/png/bmp/webp, < 10 MB, aspect <= 2, longest side <= 4096 px" },
+  },
+}
+
+models.emoji_detect = {
+  model = "emoji-detect-v1",
+  kind = "detect",
+  fixed = { parameters = { ratio = "1:1" } },
+  fields = {
+    { name = "image_url", where = "input", type = "url", required = true,
+      doc = "the face photo to check for emoji-v1: 400-7000 px per side, <= 10 MB, one frontal uncovered face" },
   },
 }
 

@@ -156,6 +156,20 @@ function Lane:compact()
   self.removed = 0
 end
 
+--- `task`'s place among the lane's tasks waiting in the service's queue (1 = next to run), or nil
+--- when the lane is not known to be a queue or the task is not waiting.
+function Lane:position(task)
+  if self.parallel ~= false or task._status ~= "PENDING" then return nil end
+  local n = 0
+  for _, t in ipairs(self.live) do
+    if self.members[t] and t._status == "PENDING" then
+      n = n + 1
+      if t == task then return n end
+    end
+  end
+  return nil
+end
+
 --- Marks `task` for replanning at the next plan (its own state changed).
 function Lane:touch(task)
   self.touched[task] = true

@@ -233,6 +233,30 @@ function Task:wait(opts)
   return result, err
 end
 
+--- Streams the video to `path` (complete or absent): the path, or nil and err. See download.lua.
+function Task:download(path, opts)
+  return require("dashscope.download").run(self, path, opts)
+end
+
+--- Where the task stands, as far as this client knows: { status, elapsed (seconds since the
+--- submit, when this client submitted it), position (1 = next, among this client's queued
+--- tasks of the model, when the service queues them), expected_end (seconds from now, once the
+--- model's run time is learned) }.
+function Task:progress()
+  local client = self._client
+  local now = client:_now()
+  local p = { status = self._status }
+  if self._submitted_local then p.elapsed = now - self._submitted_local end
+  if not self:ended() then
+    local lane = client._lanes and client._lanes[self.model or "?"]
+    if lane and lane.members[self] then
+      p.position = lane:position(self)
+    end
+    if self._expected_end then p.expected_end = math.max(0, self._expected_end - now) end
+  end
+  return p
+end
+
 --- Cancels a task that is still PENDING: true, or nil and err.
 function Task:cancel()
   local client = self._client

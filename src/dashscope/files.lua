@@ -1,0 +1,216 @@
+-- Local files as job inputs (protocol.md §8): a local path or file:// URL in any url field is
+-- uploaded through the service's temporary-upload flow for the model that will read it, and the
+-- field becomes that upload's oss:// URL (48 h, bound to the model).
+--
+-- Per model, one upload policy (GET /uploads?action=getPolicy) is reused until shortly before it
+-- expires; each file is posted to the policy's upload host as multipart form data, `file` last,
+-- without the API key; the inputs of one job go up concurrently. Object names are unique (a
+-- per-process prefix, a counter and the file's own name), since the host refuses to overwrite.
+local core = require("dashscope.core")
+local errors = require("dashscope.errors")
+local http = require("dashscope.http")
+
+local files = {}
+
+local LocalFile = { __name = "dashscope.LocalFile" }
+LocalFile.__index = LocalFile
+function LocalFile:__tostring()
+  return "local file " .. self.path
+end
+
+--- The path named by a url field's value, or nil when it is a URL of some other kind.
+function files.local_path(value)
+  if value:find("^file://") then
+    local rest = value:sub(8):gsub("^localhost/", "/")
+    return (rest:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+  end
+  if value:find("^%a[%w+.-]*:") and not value:find("^%a:[/\\]") then
+    return nil -- a URL scheme the service does not read
+  end
+  return value
+end
+
+--- A LocalFile for `path` when it can be uploaded: a readable, non-empty regular file. Else nil
+--- and why.
+function files.open(path)
+  local f, err = io.open(path, "rb")
+  if not f then
+    return nil, err
+  end
+  local ok, read_err = f:read(0) -- a directory opens, but does not read
+  local size = f:seek("end")
+  f:close()
+  if ok == nil and read_err then
+    return nil, path .. ": " .. read_err
+  end
+  if not size or size == 0 then
+    return nil, path .. ": empty file"
+  end
+  local name = path:match("([^/\\]+)$") or "file"
+  return setmetatable({ path = path, size = size, name = name }, LocalFile)
+end
+
+--- True for the values files.open makes.
+function files.is_local(value)
+  return getmetatable(value) == LocalFile
+end
+
+local MIME = {
+  png = "image/png", jpg = "image/jpeg", jpeg = "image/jpeg", bmp = "image/bmp",
+  webp = "image/webp", mp4 = "video/mp4", avi = "video/x-msvideo", mov = "video/quicktime",
+  wav = "audio/wav", mp3 = "audio/mpeg", aac = "audio/aac",
+}
+
+local function mime_type(name)
+  local ext = name:match("%.([%w]+)$")
+  return ext and MIME[ext:lower()] or "application/octet-stream"
+end
+
+-- Object names: unique within the process (counter) and across processes (random prefix), with
+-- only characters every object store takes.
+local prefix, counter
+local function object_name(file)
+  if not prefix then -- the process's start, to the microsecond, and where its heap lies
+    local addr = tostring(LocalFile):match("0x(%x+)") or ""
+    prefix = string.format("%x%06x%s", os.time(), math.floor(core.now() * 1e6) % 0x1000000, addr:sub(-6))
+  end
+  counter = (counter or 0) + 1
+  local safe = file.name:gsub("[^%w%._-]", "_")
+  return string.format("%s-%d-%s", prefix, counter, safe)
+end
+
+local function policy_shape(body)
+  local d = body.data
+  if type(d) ~= "table" then return nil, "no data" end
+  for _, k in ipairs { "policy", "signature", "upload_dir", "upload_host", "oss_access_key_id" } do
+    if type(d[k]) ~= "string" or d[k] == "" then return nil, "no data." .. k end
+  end
+  if not d.upload_host:find("^https?://[^/%s]") then return nil, "data.upload_host is not a URL" end
+  return true
+end
+
+local EXPIRY_MARGIN = 10 -- seconds before a policy's end from which a new one is fetched
+
+-- The policy for `model` (cached on the client), or nil and err.
+local function policy(client, model, refresh)
+  local cache = client._policies
+  local p = cache[model]
+  local now = client:_now()
+  if p and not refresh and now < p.expires then
+    return p.data
+  end
+  local body, err = client:_call {
+    method = "GET", kind = "query", expect = policy_shape,
+    path = "/uploads?action=getPolicy&model=" .. model,
+  }
+  if not body then
+    return nil, err
+  end
+  local life = tonumber(body.data.expire_in_seconds) or 300
+  cache[model] = { data = body.data, expires = now + math.max(0, life - EXPIRY_MARGIN) }
+  return body.data
+end
+
+local function too_large(file, data)
+  local mb = tonumber(data.max_file_size_mb)
+  if mb and file.size > mb * 1024 * 1024 then
+    return string.format("%s is %d bytes, over the %g MB the service takes for this model",
+      file.path, file.size, mb)
+  end
+end
+
+-- Starts posting `file` under policy `data`; on_done(oss_url or nil, err).
+local function post(client, file, data, on_done)
+  local key = data.upload_dir .. "/" .. object_name(file)
+  local form = {
+    { name = "OSSAccessKeyId", value = data.oss_access_key_id },
+    { name = "Signature", value = data.signature },
+    { name = "policy", value = data.policy },
+    { name = "key", value = key },
+    { name = "x-oss-object-acl", value = tostring(data.x_oss_object_acl or "private") },
+    { name = "x-oss-forbid-overwrite", value = tostring(data.x_oss_forbid_overwrite or "true") },
+    { name = "success_action_status", value = "200" },
+    { name = "x-oss-content-type", value = mime_type(file.name) },
+    { name = "file", file = file.path, filename = file.name, type = mime_type(file.name) },
+  }
+  local call
+  call = http.start(client, {
+    method = "POST", url = data.upload_host, form = form, kind = "upload",
+    classify = http.classify_storage, headers = { "Accept: application/json" },
+    max_body = 64 * 1024,
+    on_done = function(resp, err)
+      -- A retry that finds its own object there: the first attempt landed, its answer did not.
+      if err and err.code == "FileAlreadyExists" and call.attempts > 1 then
+        resp, err = true, nil
+      end
+      if err then
+        err.message = "uploading " .. file.path .. ": " .. tostring(err.message)
+        return on_done(nil, err)
+      end
+      on_done("oss://" .. key)
+    end,
+  })
+end
+
+--- Uploads every LocalFile in `list` for `model`, concurrently, setting each one's `url` (an
+--- oss:// URL). True, or nil and the first error.
+function files.upload(client, model, list)
+  client._policies = client._policies or {}
+  for attempt = 1, 2 do
+    local data, err = policy(client, model, attempt > 1)
+    if not data then
+      return nil, err
+    end
+    for _, file in ipairs(list) do
+      local why = too_large(file, data)
+      if why then
+        return nil, errors.new { code = "FileTooLarge", message = why }
+      end
+    end
+    local left, first_err = 0, nil
+    for _, file in ipairs(list) do
+      if not file.urls or not file.urls[model] then
+        left = left + 1
+        post(client, file, data, function(url, perr)
+          left = left - 1
+          if url then
+            file.urls = file.urls or {}
+            file.urls[model] = url
+          else
+            first_err = first_err or perr
+          end
+        end)
+      end
+    end
+    client:_run(function() return left == 0 end)
+    -- A policy that expired on the way (clock skew, a slow upload): once more with a new one.
+    local expired = first_err and first_err.status == 403 and tostring(first_err.message):find("expired")
+    if not expired or attempt == 2 then
+      if first_err then return nil, first_err end
+      return true
+    end
+  end
+end
+
+--- Replaces every LocalFile in `input` (a table of field values) by its oss:// URL for `model`,
+--- uploading them first. True when any was replaced (the request then needs the OSS header), or
+--- nil and err.
+function files.resolve(client, model, input)
+  local list = {}
+  for _, v in pairs(input) do
+    if files.is_local(v) then list[#list + 1] = v end
+  end
+  if #list == 0 then
+    return false
+  end
+  local ok, err = files.upload(client, model, list)
+  if not ok then
+    return nil, err
+  end
+  for k, v in pairs(input) do
+    if files.is_local(v) then input[k] = v.urls[model] end
+  end
+  return true
+end
+
+return files
