@@ -1,0 +1,563 @@
+---@meta dashscope
+
+-- LuaCATS annotations of lua-dashscope for lua-language-server (LuaLS): a definition file, never
+-- loaded by Lua. Point LuaLS at this directory (types/README.md). The driver for libuv is in
+-- types/dashscope/uv.lua. spec/types_spec.lua checks these annotations against the module.
+
+-- Enumerations
+
+---A task's status, as the service reports it.
+---@alias dashscope.TaskStatus
+---| "PENDING" # queued, not started (a handle from client:task(id) says so until its first query)
+---| "PRE-PROCESSING" # videoretalk only
+---| "RUNNING" # running
+---| "POST-PROCESSING" # videoretalk only
+---| "SUCCEEDED" # ended: the video is ready (its URL is valid for 24 h)
+---| "FAILED" # ended: the result carries the service's code and message
+---| "CANCELED" # ended: canceled while PENDING
+---| "UNKNOWN" # ended: unknown id, or older than 24 h
+
+---The statuses the task list can be filtered by (client:tasks, client:each_task).
+---@alias dashscope.ListStatus
+---| "PENDING"
+---| "RUNNING"
+---| "SUCCEEDED"
+---| "FAILED"
+---| "CANCELED"
+---| "UNKNOWN"
+
+---The `code` of an error value: the client's own codes below, or any code of the service
+---(`InvalidApiKey`, `Throttling.RateQuota`, a FAILED task's code, ...).
+---@alias dashscope.ErrorCode
+---| "NetworkError" # DNS, connect, send or receive failed
+---| "Timeout" # a request took longer than `timeout` (or its connection than `connect_timeout`)
+---| "BadResponse" # a 2xx answer that is not JSON, is truncated, has the wrong shape or is larger than `max_body`
+---| "Unknown" # an error status whose body is not the service's JSON error
+---| "WaitTimeout" # the wait reached its deadline; the task may still finish (wait again)
+---| "TaskCanceled" # the task was canceled
+---| "TaskUnknown" # the service does not know the task (unknown id, or expired after 24 h)
+---| "TaskFailed" # the task FAILED without a code from the service
+---| "Aborted" # the call was dropped by client:close()
+---| "DetectFailed" # client:emoji without boxes: the detector refused the image without a code (err.detect says more)
+---| "FileTooLarge" # a local file is larger than the model's upload cap
+---| "NoVideo" # task:download: the task did not succeed, or its answer has no video URL
+---| "FileExists" # task:download: the path exists and opts.overwrite is not set
+---| "WriteError" # task:download: the file cannot be written or renamed into place
+---| "ResultExpired" # task:download: the video URL has expired (results are kept 24 h)
+---| "InvalidApiKey" # 401
+---| "AccessDenied" # 403
+---| "ModelNotFound" # 404
+---| "InvalidParameter" # 400 on submit, or a FAILED task's code
+---| "UnsupportedOperation" # 400: cancel of a task that is not PENDING
+---| "Throttling.RateQuota" # 429
+---| string # any other code of the service (InvalidFile.*, InvalidURL.*, InvalidImage.*, InternalError*, ...)
+
+---The expression template of `client:emoji` (萌娃 kid, 打工 office, 经典 classic).
+---@alias dashscope.DrivenId
+---| "mengwa_kaixin"
+---| "mengwa_dengyan"
+---| "mengwa_gandong"
+---| "mengwa_renzhen_1"
+---| "mengwa_jidong"
+---| "mengwa_kun_1"
+---| "mengwa_jiaoxie"
+---| "dagong_kaixin"
+---| "dagong_yangwang"
+---| "dagong_kunhuo"
+---| "dagong_zhuakuang"
+---| "dagong_wunai"
+---| "dagong_weixiao"
+---| "dagong_ganji"
+---| "jingdian_tiaopi"
+---| "jingdian_deyi_1"
+---| "jingdian_qidai"
+---| "jingdian_landuo_1"
+---| "jingdian_xianqi"
+---| "jingdian_lei"
+
+---Head motion of `client:liveportrait`.
+---@alias dashscope.LivePortraitTemplate
+---| "normal" # moderate (the default)
+---| "calm" # small
+---| "active" # large, for singing
+
+---What libcurl wants to know about a socket: readable, writable, or both.
+---@alias dashscope.SocketMode
+---| "r"
+---| "w"
+---| "rw"
+
+---A URL the service downloads an input from: `http://`, `https://` or `oss://`. A local file path
+---or a `file://` URL is uploaded first (the temporary upload flow, for that model) and replaced by
+---its `oss://` URL.
+---@alias dashscope.Url string
+
+---A box `{x1, y1, x2, y2}` in pixels: four integers, 0 <= x1 < x2, 0 <= y1 < y2.
+---@alias dashscope.BBox integer[]
+
+---A time filter of the task list: a string `"YYYYMMDDhhmmss"` in Beijing time (UTC+8), or a number
+---of epoch seconds (`os.time()`).
+---@alias dashscope.ListTime string|number
+
+---The iterator of `client:each_done`: each task once, with its result or its error.
+---@alias dashscope.EachDoneIterator fun(): dashscope.Task?, dashscope.Result?, dashscope.Error?
+
+---The iterator of `client:each_task`: each item of every page; `false` and the error on a failure,
+---after which the loop ends.
+---@alias dashscope.EachTaskIterator fun(): dashscope.TaskListItem|false|nil, dashscope.Error?
+
+-- Client options (dashscope.new) and call options
+
+---The quotas the client keeps on its own side, counted over a sliding second.
+---@class dashscope.RateLimits
+---@field submit? table<string, number> submits per second, per service model name (defaults: videoretalk 1, emoji-v1 1, liveportrait 5, emoji-detect-v1 1, liveportrait-detect 5)
+---@field tasks? number status queries, cancels and task lists per second, all together (default 20)
+
+---Options of `dashscope.new`, all optional.
+---@class dashscope.ClientOptions
+---@field api_key? string the DashScope API key (default: env DASHSCOPE_API_KEY, then the file named by env DASHSCOPE_API_KEY_FILE_PATH, then ~/.dashscope/api_key)
+---@field base_url? string service root (default: env DASHSCOPE_HTTP_BASE_URL, else https://dashscope.aliyuncs.com/api/v1); a trailing / is tolerated
+---@field workspace? string sent as X-DashScope-WorkSpace
+---@field timeout? number seconds, per HTTP request, at least 0.001 (default 60)
+---@field connect_timeout? number seconds, per connection, at least 0.001 (default 10)
+---@field poll_interval? number seconds before the first status query, at least 0.001 (default 1)
+---@field max_poll_interval? number longest delay between two status queries, at least 0.001 (default 10)
+---@field wait_timeout? number default deadline of task:wait, seconds, at least 0 (default 3 h)
+---@field max_retries? integer retries of a retryable failure, 0 to 100 (default 3)
+---@field retry_base_delay? number back-off base, seconds, at least 0 (default 0.5)
+---@field retry_max_delay? number back-off cap, seconds, at least 0 (default 20)
+---@field max_body? integer largest JSON answer accepted, bytes, at least 1024 (default 4 MiB)
+---@field max_connections? integer TCP connections the client may open at once, 1 to 256 (default 6); more requests queue
+---@field rate_limits? boolean|dashscope.RateLimits the quotas the client keeps: false turns them off, true or nil keeps the service's
+---@field user_agent? string appended to the User-Agent
+---@field sleep? fun(seconds: number) called instead of blocking, e.g. ngx.sleep or coroutine.yield; may yield
+
+---Options of `task:wait`.
+---@class dashscope.WaitOptions
+---@field timeout? number seconds, at least 0 (default: the client's wait_timeout)
+---@field on_status? fun(task: dashscope.Task, status: dashscope.TaskStatus) called on each change of status
+---@field sleep? fun(seconds: number) used instead of blocking, e.g. ngx.sleep
+
+---Options of `client:wait_all`, `client:wait_any` and `client:each_done`.
+---@class dashscope.WaitManyOptions
+---@field timeout? number seconds, at least 0 (default: the client's wait_timeout)
+---@field sleep? fun(seconds: number) used instead of blocking, e.g. ngx.sleep
+
+---Callbacks of `client:watch`; they run from `client:step()`, so from the event loop driving it.
+---@class dashscope.WatchCallbacks
+---@field on_status? fun(task: dashscope.Task, status: dashscope.TaskStatus) on each change of status
+---@field on_done? fun(task: dashscope.Task, result: dashscope.Result?, err: dashscope.Error?) once, when the task has ended (result only for SUCCEEDED)
+
+---Options of `task:download`.
+---@class dashscope.DownloadOptions
+---@field on_progress? fun(done: integer, total: integer?) bytes written so far, and the size expected (nil when unknown)
+---@field timeout? number seconds for the whole download, at least 0.001 (default 3600); an unfinished task is waited for first, within the client's wait_timeout
+---@field overwrite? boolean replace an existing file at path (default false: that is an error, FileExists)
+
+---The filter of `client:tasks` and `client:each_task`, all optional (the service's default: the
+---last 24 h, page 1 of 10).
+---@class dashscope.TaskFilter
+---@field status? dashscope.ListStatus only tasks in this status
+---@field model? string only this service model name (e.g. "liveportrait", "emoji-v1")
+---@field task_id? string that task only
+---@field start_time? dashscope.ListTime from: "YYYYMMDDhhmmss" (Beijing time) or epoch seconds (default: end_time - 24 h)
+---@field end_time? dashscope.ListTime until, the same way (default: start_time + 24 h; the span is at most 24 h)
+---@field page_no? integer the page, from 1 (default 1)
+---@field page_size? integer tasks per page, 1 to 100 (default 10)
+
+-- Model inputs: one flat table per model; the client puts each field into `input` or `parameters`
+-- and sends only the fields given (the service applies its defaults).
+
+---`client:videoretalk{...}`: model `videoretalk`, video at `output.video_url`.
+---@class dashscope.VideoRetalkFields
+---@field video_url dashscope.Url (input, required) the video to lip-sync: mp4/avi/mov, 2-120 s, 15-60 fps, each side 640-2048 px, <= 300 MB
+---@field audio_url dashscope.Url (input, required) the new speech: wav/mp3/aac, 2-120 s, <= 30 MB
+---@field ref_image_url? dashscope.Url (input, may be "") a frontal face of the person to re-voice when several appear; empty: the largest face (default "")
+---@field video_extension? boolean (parameters) audio longer than video: true extends the video (reversed, then forward); false cuts the audio (default false)
+---@field query_face_threshold? integer (parameters, 120 to 200) face match threshold for ref_image_url; lower matches more loosely (default 170)
+
+---`client:emoji{...}`: model `emoji-v1`, video at `output.video_url`. Without `face_bbox` and
+---`ext_bbox` the client runs `emoji-detect-v1` first and fills them in; a face that does not pass
+---returns `nil, err` with `err.detect` holding the detect result. One box without the other raises.
+---@class dashscope.EmojiFields
+---@field image_url dashscope.Url (input, required) a frontal portrait that passed emoji-detect-v1: 400-7000 px per side, <= 10 MB
+---@field driven_id dashscope.DrivenId (input, required) the expression template
+---@field face_bbox? dashscope.BBox (input) face box {x1, y1, x2, y2} in px: emoji-detect-v1's bbox_face (give both boxes or neither: then they are detected)
+---@field ext_bbox? dashscope.BBox (input) the dynamic expression area {x1, y1, x2, y2}, about 1:1: emoji-detect-v1's ext_bbox_face (give both boxes or neither)
+
+---`client:liveportrait{...}`: model `liveportrait`, video at `output.results.video_url`.
+---@class dashscope.LivePortraitFields
+---@field image_url dashscope.Url (input, required) a portrait that passed liveportrait-detect: < 10 MB, aspect <= 2, longest side <= 4096 px
+---@field audio_url dashscope.Url (input, required) speech: wav/mp3, < 15 MB, 1 s - 3 min
+---@field template_id? dashscope.LivePortraitTemplate (parameters) head motion: normal (moderate), calm (small), active (large, singing) (default "normal")
+---@field eye_move_freq? number (parameters, 0 to 1) blinks per second (default 0.5)
+---@field video_fps? integer (parameters, 15 to 30) frames per second of the output (default 24)
+---@field mouth_move_strength? number (parameters, 0 to 1.5) 0 means no mouth movement (default 1)
+---@field paste_back? boolean (parameters) true pastes the face back onto the full image; false outputs the face region only (default true)
+---@field head_move_strength? number (parameters, 0 to 1) strength of head movement (default 0.7)
+
+---`client:liveportrait_detect{...}`: model `liveportrait-detect` (synchronous, billed per call).
+---@class dashscope.LivePortraitDetectFields
+---@field image_url dashscope.Url (input, required) the portrait to check for liveportrait: jpeg/jpg/png/bmp/webp, < 10 MB, aspect <= 2, longest side <= 4096 px
+
+---`client:emoji_detect{...}`: model `emoji-detect-v1` (synchronous, billed per call).
+---@class dashscope.EmojiDetectFields
+---@field image_url dashscope.Url (input, required) the face photo to check for emoji-v1: 400-7000 px per side, <= 10 MB, one frontal uncovered face
+
+-- Results and errors
+
+---`usage` of a task's result, as the service sent it.
+---@class dashscope.VideoUsage
+---@field video_duration? number seconds of video, the billing unit
+---@field video_ratio? string e.g. "standard"
+---@field size? string videoretalk: e.g. "1080*1920"
+---@field fps? integer videoretalk: frames per second
+
+---`usage` of a detect call.
+---@class dashscope.DetectUsage
+---@field image_count? integer images billed (1 per call, passed or not)
+
+---The result of a task that has ended (`task:wait`, `task:result`, `each_done`, `watch`).
+---@class dashscope.Result
+---@field task_id string the task id
+---@field model? string the service's model name (nil for a handle from client:task(id) without a model)
+---@field status dashscope.TaskStatus SUCCEEDED, FAILED, CANCELED or UNKNOWN
+---@field video_url? string the signed video URL (SUCCEEDED), valid for 24 h
+---@field usage? dashscope.VideoUsage as the service sent it
+---@field submit_time? string "YYYY-MM-DD HH:mm:ss.SSS", the service's clock
+---@field scheduled_time? string when the task started running
+---@field end_time? string when the task ended
+---@field request_id? string of the query that saw the end
+---@field code? string a FAILED task's code
+---@field message? string a FAILED task's message
+---@field output table the raw `output` object of the answer
+
+---The result of `client:liveportrait_detect`.
+---@class dashscope.DetectResult
+---@field pass boolean whether liveportrait can use the image
+---@field message string why not ("" on a pass), e.g. "No human face detected."
+---@field request_id string the detect call's request id
+---@field usage dashscope.DetectUsage as the service sent it
+
+---The result of `client:emoji_detect`: the boxes on a pass, `code` and `message` otherwise.
+---@class dashscope.EmojiDetectResult
+---@field pass boolean whether emoji can use the image
+---@field face_bbox? dashscope.BBox the face box (the service's bbox_face), on a pass
+---@field ext_bbox? dashscope.BBox the dynamic expression area (the service's ext_bbox_face), on a pass
+---@field code? string why not, e.g. "InvalidFile.FacePose"
+---@field message? string why not, in words
+---@field request_id string the detect call's request id
+---@field usage dashscope.DetectUsage as the service sent it
+
+---What `task:progress()` knows, without asking the service.
+---@class dashscope.Progress
+---@field status dashscope.TaskStatus the last known status
+---@field elapsed? number seconds since the submit, when this client submitted the task
+---@field position? integer place in the model's queue among this client's tasks (1 = next), when the service queues them
+---@field expected_end? number seconds from now until the task should end, once the model's run time has been learned
+
+---One item of the task list. Times are epoch milliseconds.
+---@class dashscope.TaskListItem
+---@field task_id string the task id
+---@field status dashscope.TaskStatus the task's status
+---@field model_name string the service model name
+---@field request_id string the request id of its submit
+---@field gmt_create integer when it was created
+---@field start_time integer when it started
+---@field end_time? integer when it ended (absent while it runs)
+---@field region string e.g. "cn-beijing"
+---@field api_key_id? string the key that submitted it
+---@field caller_parent_id? string the main account
+---@field caller_uid? string the caller
+---@field user_api_unique_key? string e.g. "apikey:v1:aigc:image2video:video-synthesis:<model>"
+
+---One page of the task list (`client:tasks`).
+---@class dashscope.TaskPage
+---@field total integer tasks matching the filter, on all pages
+---@field data dashscope.TaskListItem[] this page's tasks
+---@field page_no integer this page's number, from 1
+---@field page_size integer items per page
+---@field total_page integer how many pages there are
+---@field request_id string the list call's request id
+
+---The results of `client:wait_all`, in the order of the tasks given: `nil` where a task did not
+---succeed. `n` is the number of tasks.
+---@class dashscope.ResultList
+---@field n integer the number of tasks
+---@field [integer] dashscope.Result?
+
+---The errors of `client:wait_all`, at the places of the tasks that did not succeed.
+---@class dashscope.ErrorList
+---@field n integer the number of tasks
+---@field [integer] dashscope.Error?
+
+---What `nil, err` returns for failures of the network or the service (misuse raises instead).
+---`tostring(err)` reads `CODE: message (HTTP 401, task ..., request_id ..., N attempts)`.
+---@class dashscope.Error
+---@field code dashscope.ErrorCode the service's code, or the client's own
+---@field message string human text; never contains the API key
+---@field status? integer the HTTP status, when there was an HTTP answer
+---@field request_id? string when known
+---@field task_id? string when known
+---@field retryable boolean whether trying again later may succeed
+---@field attempts? integer how many times the request was sent
+---@field detect? dashscope.EmojiDetectResult client:emoji without boxes: the detect result of a face that did not pass
+
+-- The model contracts (dashscope.models): read-only data
+
+---One field rule of a contract.
+---@class dashscope.FieldRule
+---@field name string the field's name
+---@field where? "input"|"parameters" where the field goes in the request body
+---@field type string "string", "url", "enum", "bbox", "number", "integer", "boolean", "time" or "function"
+---@field required? boolean whether it must be given
+---@field default? any what the service assumes (documentation only: only given fields are sent)
+---@field min? number smallest value allowed
+---@field max? number largest value allowed
+---@field values? string[] the allowed values of an enum
+---@field allow_empty? boolean whether "" is allowed
+---@field doc? string one line of documentation
+
+---How a model runs its detector first (`client:emoji` without boxes).
+---@class dashscope.DetectStep
+---@field method string the detector's client method, e.g. "emoji_detect"
+---@field fills table<string, string> field of the model -> key of the detect result that fills it
+
+---One model's contract.
+---@class dashscope.ModelContract
+---@field model string the service model name
+---@field kind? "detect" a synchronous detector (answers a table, submits nothing)
+---@field fixed? { parameters: table } sent as it is, not fields the caller gives
+---@field detect? dashscope.DetectStep the detector run first when every field it fills is absent
+---@field result? string where a SUCCEEDED answer carries the video URL (default "output.video_url")
+---@field parameters? boolean whether the body always carries a parameters object
+---@field fields dashscope.FieldRule[] the fields, in documentation order
+
+---The model contracts, by client method name.
+---@class dashscope.Models
+---@field videoretalk dashscope.ModelContract
+---@field emoji dashscope.ModelContract
+---@field liveportrait dashscope.ModelContract
+---@field liveportrait_detect dashscope.ModelContract
+---@field emoji_detect dashscope.ModelContract
+---@field [string] dashscope.ModelContract
+
+-- The module
+
+---lua-dashscope: Alibaba Cloud DashScope's asynchronous video synthesis (videoretalk, emoji-v1,
+---liveportrait) from Lua.
+---@class dashscope
+---@field VERSION string "MAJOR.MINOR.PATCH"
+---@field models dashscope.Models the model contracts (read-only data)
+local dashscope = {}
+
+---Makes a client. Raises on a bad option, or when no API key is found (`api_key`, env
+---DASHSCOPE_API_KEY, the file named by DASHSCOPE_API_KEY_FILE_PATH, ~/.dashscope/api_key).
+---On Lua 5.4: `local client <close> = dashscope.new()`.
+---@param opts? dashscope.ClientOptions
+---@return dashscope.Client client
+---@overload fun(): dashscope.Client
+---@nodiscard
+function dashscope.new(opts) end
+
+-- Client
+
+---A client: submits tasks, follows them on one schedule, keeps the service's quotas. Closes with
+---`client:close()`, or at the end of its scope with `local client <close> = dashscope.new()`
+---(Lua 5.4).
+---@class dashscope.Client
+---@field base_url string the service root in use
+local Client = {}
+
+---Lip-syncs a video to new audio (model `videoretalk`). Misuse (a wrong type, a missing or unknown
+---field, a value out of range) raises before anything is sent.
+---@param fields dashscope.VideoRetalkFields
+---@return dashscope.Task? task
+---@return dashscope.Error? err
+function Client:videoretalk(fields) end
+
+---Animates a face photo with an expression template (model `emoji-v1`). Without `face_bbox` and
+---`ext_bbox`, runs `emoji_detect` first; a face that does not pass returns `nil, err` with
+---`err.detect` holding the detect result.
+---@param fields dashscope.EmojiFields
+---@return dashscope.Task? task
+---@return dashscope.Error? err
+function Client:emoji(fields) end
+
+---Animates a portrait photo from speech audio (model `liveportrait`).
+---@param fields dashscope.LivePortraitFields
+---@return dashscope.Task? task
+---@return dashscope.Error? err
+function Client:liveportrait(fields) end
+
+---Checks a portrait for `liveportrait` (model `liveportrait-detect`, synchronous, billed per call).
+---A local path or `file://` URL is uploaded first.
+---@param fields dashscope.LivePortraitDetectFields
+---@return dashscope.DetectResult? result
+---@return dashscope.Error? err
+function Client:liveportrait_detect(fields) end
+
+---Checks a portrait for `emoji` and finds its boxes (model `emoji-detect-v1`, synchronous, billed per
+---call). A local path or `file://` URL is uploaded first.
+---@param fields dashscope.EmojiDetectFields
+---@return dashscope.EmojiDetectResult? result
+---@return dashscope.Error? err
+function Client:emoji_detect(fields) end
+
+---Submits any asynchronous video-synthesis model, sent as given (the tables are checked for
+---JSON-ability only). An `oss://` URL anywhere adds `X-DashScope-OssResourceResolve: enable`.
+---@param model string the service model name
+---@param input table the `input` object
+---@param parameters? table the `parameters` object (default {})
+---@return dashscope.Task? task
+---@return dashscope.Error? err
+function Client:submit(model, input, parameters) end
+
+---Uploads a local file for `model` (the temporary upload flow; the URL lasts 48 h and works with
+---that model only). The model methods do this by themselves for a local path in a URL field.
+---Raises on a bad model name, or a path that is no readable file.
+---@param model string the service model name the file is for
+---@param path string a local file path or a `file://` URL
+---@return string? url the `oss://` URL
+---@return dashscope.Error? err
+function Client:upload(model, path) end
+
+---A handle for a task submitted earlier or by another process. Without `model` the video URL is
+---looked for in both documented places. Raises on an id that is not a task id.
+---@param id string the task id
+---@param model? string the service model name
+---@return dashscope.Task task
+---@overload fun(self: dashscope.Client, id: string): dashscope.Task
+---@nodiscard
+function Client:task(id, model) end
+
+---One page of the task list (`GET /tasks`).
+---@param filter? dashscope.TaskFilter
+---@return dashscope.TaskPage? page
+---@return dashscope.Error? err
+function Client:tasks(filter) end
+
+---Every item of the task list, page after page:
+---`for item, err in client:each_task{ model = "emoji-v1" } do ... end`. On a failure the item is
+---`false` and `err` says why; the loop ends after it.
+---@param filter? dashscope.TaskFilter `page_no` is where to start
+---@return dashscope.EachTaskIterator iterator
+---@nodiscard
+function Client:each_task(filter) end
+
+---Waits for every task.
+---@param tasks dashscope.Task[] tasks of this client
+---@param opts? dashscope.WaitManyOptions
+---@return dashscope.ResultList results `results[i]` is task i's result, or nil
+---@return dashscope.ErrorList errs `errs[i]` is task i's error, or nil
+function Client:wait_all(tasks, opts) end
+
+---Waits for the first task to end.
+---@param tasks dashscope.Task[] tasks of this client
+---@param opts? dashscope.WaitManyOptions
+---@return dashscope.Task? task the first to end (nil for no tasks)
+---@return dashscope.Result? result its result, for SUCCEEDED
+---@return dashscope.Error? err its error otherwise
+function Client:wait_any(tasks, opts) end
+
+---Every task once, as it ends: `for task, result, err in client:each_done(tasks) do ... end`. At
+---the deadline the rest come with `WaitTimeout`, in the order given.
+---@param tasks dashscope.Task[] tasks of this client
+---@param opts? dashscope.WaitManyOptions
+---@return dashscope.EachDoneIterator iterator
+---@nodiscard
+function Client:each_done(tasks, opts) end
+
+---Follows a task without waiting: the callbacks run from `step` (so from your event loop).
+---@param task dashscope.Task a task of this client
+---@param callbacks dashscope.WatchCallbacks
+---@return dashscope.Task task the same task
+function Client:watch(task, callbacks) end
+
+---One non-blocking step: advances every transfer, finishes calls, sends the status queries that
+---are due, runs `watch` callbacks.
+---@return number delay seconds until the client next has work
+function Client:step() end
+
+---For event loops: the sockets libcurl wants watched now.
+---@return table<integer, dashscope.SocketMode> sockets `{ [fd] = "r" | "w" | "rw" }`
+---@nodiscard
+function Client:sockets() end
+
+---For event loops: that socket is ready. Drives it, then steps.
+---@param fd integer the socket
+---@param readable boolean
+---@param writable boolean
+---@return number delay seconds until the client next has work
+function Client:socket_ready(fd, readable, writable) end
+
+---Whether any task is followed or any call is in flight (an event loop may stop its timer when not).
+---@return boolean
+---@nodiscard
+function Client:busy() end
+
+---Drops every call in flight and closes the connections. Idempotent; also the `__close` of
+---`local client <close> = dashscope.new()`.
+function Client:close() end
+
+-- Task
+
+---A handle of one asynchronous task.
+---@class dashscope.Task
+---@field id string the task id
+---@field model? string the service's model name ("emoji-v1" for client:emoji); nil for client:task(id) without a model
+---@field request_id? string the submit's request id (nil for client:task(id))
+local Task = {}
+
+---The last known status (no request).
+---@return dashscope.TaskStatus status
+---@nodiscard
+function Task:status() end
+
+---Whether the status is terminal (SUCCEEDED, FAILED, CANCELED, UNKNOWN).
+---@return boolean
+---@nodiscard
+function Task:ended() end
+
+---One status query now.
+---@return dashscope.TaskStatus? status
+---@return dashscope.Error? err
+function Task:poll() end
+
+---Waits until the task ends, polling on the client's schedule: the result for SUCCEEDED; for
+---FAILED, CANCELED, UNKNOWN or a passed deadline, `nil, err` (`task:result()` still holds what the
+---service said).
+---@param opts? dashscope.WaitOptions
+---@return dashscope.Result? result
+---@return dashscope.Error? err
+function Task:wait(opts) end
+
+---The result once the task has ended (also for FAILED, CANCELED, UNKNOWN), else nil.
+---@return dashscope.Result? result
+---@nodiscard
+function Task:result() end
+
+---How the task ended, without asking: the result for SUCCEEDED, else `nil, err` saying why.
+---@return dashscope.Result? result
+---@return dashscope.Error? err
+function Task:outcome() end
+
+---Cancels a task that is still PENDING; otherwise `nil, err` with `UnsupportedOperation`.
+---@return true|nil ok
+---@return dashscope.Error? err
+function Task:cancel() end
+
+---Streams the video to `path`, written beside it and renamed once complete: `path` is the whole
+---video or untouched. A task that has not ended is waited for first.
+---@param path string where to write
+---@param opts? dashscope.DownloadOptions
+---@return string? path the path written
+---@return dashscope.Error? err
+function Task:download(path, opts) end
+
+---Where the task stands, from what the client already knows (no request).
+---@return dashscope.Progress progress
+---@nodiscard
+function Task:progress() end
+
+return dashscope

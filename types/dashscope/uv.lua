@@ -1,0 +1,42 @@
+---@meta dashscope.uv
+
+-- LuaCATS annotations of `require("dashscope.uv")`, the libuv driver of a client (Neovim's
+-- vim.uv / vim.loop, or require("luv")). A definition file, never loaded by Lua; see
+-- types/README.md.
+
+---Options of `require("dashscope.uv").attach`.
+---@class dashscope.uv.AttachOptions
+---@field on_error? fun(err: any) receives every error raised while driving, by a callback or the client (default: a line on stderr); errors never reach the loop
+
+---Drives one client from a libuv loop: one poll handle per socket libcurl wants watched and one
+---timer for the client's next piece of work. Every blocking call of the client (a submit, `poll`,
+---`wait`, `cancel`) re-syncs the handles when it returns.
+---@class dashscope.uv.Driver
+---@field client dashscope.Client the client driven
+---@field uv table the luv module given to attach
+---@field on_error fun(err: any) where errors raised while driving go
+---@field detached? boolean true once detach() has run
+---@field private polls table<integer, userdata> the poll handle of each watched socket
+---@field private timer userdata the timer of the client's next piece of work
+local Driver = {}
+
+---Steps the client from the loop at once and re-syncs the handles. Call it after adding work other
+---than through a blocking call, e.g. `client:watch` on a task from `client:task(id)`.
+function Driver:kick() end
+
+---Stops and closes every handle; the client is left as it is (close it yourself, after this).
+---Idempotent.
+function Driver:detach() end
+
+---The libuv driver: `require("dashscope.uv").attach(client, vim.uv)`.
+---@class dashscope.uv
+local M = {}
+
+---Attaches a driver to `client` on the luv module `uv` and kicks it once.
+---@param client dashscope.Client
+---@param uv table the luv module: vim.uv (vim.loop before Neovim 0.10), or require("luv")
+---@param opts? dashscope.uv.AttachOptions
+---@return dashscope.uv.Driver driver
+function M.attach(client, uv, opts) end
+
+return M
