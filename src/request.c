@@ -38,11 +38,12 @@ static const char *const kind_names[] = {
 /* Spec fields, read onto the stack at fixed indices by ds_request_new. */
 enum {
   F_METHOD = 3, F_URL, F_HEADERS, F_BODY, F_TIMEOUT, F_CONNECT_TIMEOUT,
-  F_MAX_BODY, F_USER_AGENT, F_FORM, F_OUTPUT, F_PROGRESS, F_LAST = F_PROGRESS
+  F_MAX_BODY, F_USER_AGENT, F_FORM, F_OUTPUT, F_PROGRESS, F_CA_FILE, F_CA_PATH, F_CREDENTIAL,
+  F_LAST = F_CREDENTIAL
 };
 static const char *const field_names[] = {
   "method", "url", "headers", "body", "timeout", "connect_timeout",
-  "max_body", "user_agent", "form", "output", "progress"
+  "max_body", "user_agent", "form", "output", "progress", "ca_file", "ca_path", "credential"
 };
 
 static int field_error(lua_State *L, const char *field, const char *what) {
@@ -257,7 +258,9 @@ static int set_common(lua_State *L, ds_request *r) {
   SETOPT(CURLOPT_ERRORBUFFER, r->errbuf);
   SETOPT(CURLOPT_PRIVATE, (char *)r);
   SETOPT(CURLOPT_NOSIGNAL, 1L);
-  SETOPT(CURLOPT_FOLLOWLOCATION, 0L);
+  SETOPT(CURLOPT_FOLLOWLOCATION, 0L);  /* a redirect never takes the Authorization elsewhere */
+  SETOPT(CURLOPT_SSL_VERIFYPEER, 1L);   /* libcurl's defaults, stated: there is no way to turn */
+  SETOPT(CURLOPT_SSL_VERIFYHOST, 2L);   /* TLS verification off */
   SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
 #if LIBCURL_VERSION_NUM >= 0x075500
   SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
@@ -273,8 +276,8 @@ static int set_common(lua_State *L, ds_request *r) {
 
 int ds_request_new(lua_State *L, ds_transport *t) {
   static const char *const methods[] = {"GET", "POST", NULL};
-  const char *url, *body, *agent, *output;
-  size_t url_len, body_len = 0, agent_len = 0, output_len = 0, max_body;
+  const char *url, *body, *agent, *output, *ca_file, *ca_path;
+  size_t url_len, body_len = 0, agent_len = 0, output_len = 0, ca_len = 0, max_body;
   long timeout_ms, connect_ms;
   lua_Integer i, nheaders;
   int post, idx, has_type;
@@ -308,6 +311,8 @@ int ds_request_new(lua_State *L, ds_transport *t) {
   if (ds_form_check(L, F_FORM) > 0 && (!post || body != NULL))
     field_error(L, "form", "needs POST and no body");
   output = check_text(L, F_OUTPUT, 1, &output_len);
+  ca_file = check_text(L, F_CA_FILE, 1, &ca_len);
+  ca_path = check_text(L, F_CA_PATH, 1, &ca_len);
   if (!lua_isnil(L, F_PROGRESS) && lua_type(L, F_PROGRESS) != LUA_TBOOLEAN)
     field_error(L, "progress", "must be a boolean");
 
@@ -337,6 +342,14 @@ int ds_request_new(lua_State *L, ds_transport *t) {
     if (l == NULL) return luaL_error(L, "not enough memory");
     r->send_headers = l;
   }
+  if (lua_toboolean(L, F_CREDENTIAL)) {  /* the key, from C memory: Lua never held this line */
+    const char *cred = ds_transport_credential(t);
+    struct curl_slist *l;
+    if (cred == NULL) return luaL_error(L, "credential = true, but the transport has none");
+    l = curl_slist_append(r->send_headers, cred);
+    if (l == NULL) return luaL_error(L, "not enough memory");
+    r->send_headers = l;
+  }
   if (!lua_isnil(L, F_FORM)) {  /* a large part would make libcurl wait for 100-continue */
     struct curl_slist *l = curl_slist_append(r->send_headers, "Expect:");
     if (l == NULL) return luaL_error(L, "not enough memory");
@@ -353,6 +366,8 @@ int ds_request_new(lua_State *L, ds_transport *t) {
   SETOPT(CURLOPT_URL, url);
   if (r->send_headers != NULL) SETOPT(CURLOPT_HTTPHEADER, r->send_headers);
   if (agent != NULL) SETOPT(CURLOPT_USERAGENT, agent);
+  if (ca_file != NULL) SETOPT(CURLOPT_CAINFO, ca_file);  /* a private CA: verified, not skipped */
+  if (ca_path != NULL) SETOPT(CURLOPT_CAPATH, ca_path);
   if (timeout_ms > 0) SETOPT(CURLOPT_TIMEOUT_MS, timeout_ms);
   if (connect_ms > 0) SETOPT(CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
   /* The cap is for bodies kept in memory: a body written to a file (a video) has none. */

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <curl/curl.h>
@@ -136,6 +137,72 @@ void ds_transport_release(lua_State *L, int ridx, CURL *easy) {
   }
 }
 
+/* Overwrites, then frees, a string that held the key: no copy lingers in freed memory. */
+static void wipe(char **s) {
+  if (*s == NULL) return;
+  memset(*s, 0, strlen(*s));
+  free(*s);
+  *s = NULL;
+}
+
+const char *ds_transport_credential(const ds_transport *t) {
+  return t->credential;
+}
+
+/* T:set_credential(header, secret): the header line requests with credential = true carry, and
+ * the secret T:scrub hides. Copied into C memory; the caller drops its Lua strings. */
+static int t_set_credential(lua_State *L) {
+  ds_transport *t = check_open(L);
+  size_t hlen, slen;
+  const char *header = luaL_checklstring(L, 2, &hlen);
+  const char *secret = luaL_checklstring(L, 3, &slen);
+  char *h, *k;
+  luaL_argcheck(L, memchr(header, '\r', hlen) == NULL && memchr(header, '\n', hlen) == NULL &&
+                strlen(header) == hlen, 2, "header must not contain CR, LF or NUL");
+  luaL_argcheck(L, slen > 0 && strlen(secret) == slen, 3, "secret must be a non-empty string");
+  h = (char *)malloc(hlen + 1);
+  k = (char *)malloc(slen + 1);
+  if (h == NULL || k == NULL) {
+    free(h);
+    free(k);
+    return luaL_error(L, "not enough memory");
+  }
+  memcpy(h, header, hlen + 1);
+  memcpy(k, secret, slen + 1);
+  wipe(&t->credential);
+  wipe(&t->secret);
+  t->credential = h;
+  t->secret = k;
+  return 0;
+}
+
+/* The first occurrence of needle (n bytes) in [p, end), or NULL. */
+static const char *find(const char *p, const char *end, const char *needle, size_t n) {
+  for (; (size_t)(end - p) >= n; p++)
+    if (memcmp(p, needle, n) == 0) return p;
+  return NULL;
+}
+
+/* T:scrub(text): text with every occurrence of the secret replaced by "<api-key>". */
+static int t_scrub(lua_State *L) {
+  ds_transport *t = (ds_transport *)luaL_checkudata(L, 1, DS_TRANSPORT_MT);
+  size_t len, klen;
+  const char *text = luaL_checklstring(L, 2, &len), *end = text + len, *p = text, *hit;
+  luaL_Buffer b;
+  lua_settop(L, 2);
+  if (t->secret == NULL) return 1;
+  klen = strlen(t->secret);
+  luaL_buffinit(L, &b);
+  while ((hit = find(p, end, t->secret, klen)) != NULL) {
+    luaL_addlstring(&b, p, (size_t)(hit - p));
+    luaL_addstring(&b, "<api-key>");
+    p = hit + klen;
+  }
+  luaL_addlstring(&b, p, (size_t)(end - p));
+  luaL_pushresult(&b);
+  return 1;
+}
+
 /* Shared by close, __gc and __close; idempotent. The userdata is at index 1. */
 static int t_close(lua_State *L) {
   ds_transport *t = (ds_transport *)luaL_checkudata(L, 1, DS_TRANSPORT_MT);
@@ -149,6 +216,8 @@ static int t_close(lua_State *L) {
   t->multi = NULL;
   while (t->nidle > 0) curl_easy_cleanup(t->idle[--t->nidle]);
   ds_watch_free(&t->watch);
+  wipe(&t->credential);
+  wipe(&t->secret);
   return 0;
 }
 
@@ -437,6 +506,8 @@ static const luaL_Reg t_methods[] = {
   {"timeout", t_timeout},
   {"pending", t_pending},
   {"settled", t_settled},
+  {"set_credential", t_set_credential},
+  {"scrub", t_scrub},
   {"stats", t_stats},
   {"close", t_close},
   {NULL, NULL}

@@ -3,7 +3,9 @@
  * driven through its multi_socket interface, and the list of requests it has
  * in flight.
  *
- * The transport owns the multi handle, the in-flight list, the watch table
+ * The transport owns the multi handle, the in-flight list, the credential
+ * (the API key lives here, in C, so no Lua value, debug hook or error can show
+ * it once the client is made), the watch table
  * (watch.h: what libcurl wants polled), the anchor table (its user value)
  * that keeps in-flight requests alive, and a pool of idle easy handles. It
  * does not own requests' easy handles or buffers (request.c does): an easy
@@ -46,8 +48,13 @@ struct ds_transport {
   CURL *idle[DS_IDLE_HANDLES];  /* pooled handles: out of the multi, reset; empty once closed */
   int nidle;                /* how many of idle[] are in use */
   int collect_settled;      /* T:settled() has been called: settle() lists what it settles */
+  char *credential;         /* owned: "Authorization: Bearer ..." for requests with credential = true */
+  char *secret;             /* owned: the key itself, for T:scrub; both wiped and freed on close */
   int closing;              /* t_close is settling what is left: nobody will read the list */
 };
+
+/* The transport's credential header line, or NULL when none was set. */
+const char *ds_transport_credential(const ds_transport *t);
 
 /* Registers the metatable and sets new_transport in the table on top. */
 void ds_transport_open(lua_State *L);

@@ -131,6 +131,9 @@
 ---@field rate_limits? boolean|dashscope.RateLimits the quotas the client keeps: false turns them off, true or nil keeps the service's
 ---@field user_agent? string appended to the User-Agent
 ---@field sleep? fun(seconds: number) called instead of blocking, e.g. ngx.sleep or coroutine.yield; may yield
+---@field ca_file? string a PEM file of CA certificates to verify TLS peers with (a private CA); verification itself is always on
+---@field ca_path? string a directory of CA certificates (c_rehash layout), as ca_file
+---@field allow_http? boolean permit a plain http:// base_url to a host other than loopback: the API key then crosses the network unencrypted (default false)
 
 ---Options of `task:wait`.
 ---@class dashscope.WaitOptions

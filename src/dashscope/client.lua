@@ -50,7 +50,7 @@ function dashscope.new(opts)
   end
   self._user_agent = ua
   local key = settings.api_key
-  settings.api_key = nil -- from here on only http.lua holds it
+  settings.api_key = nil -- from here on only the transport, in C, holds it (http.init)
   http.init(self, settings, key)
   return self
 end

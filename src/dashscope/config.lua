@@ -49,7 +49,17 @@ config.OPTIONS = {
   { name = "rate_limits", type = "rate_limits", doc = "false, or { submit = { [model] = per second }, tasks = per second }: the quotas the client keeps (default: the service's, protocol.md §10)" },
   { name = "user_agent", type = "string", header = true, doc = "appended to the User-Agent" },
   { name = "sleep", type = "function", doc = "function(seconds) called instead of blocking, e.g. ngx.sleep; may yield" },
+  { name = "ca_file", type = "string", doc = "a PEM file of CA certificates to verify TLS peers with (a private CA); verification itself is always on" },
+  { name = "ca_path", type = "string", doc = "a directory of CA certificates (c_rehash layout), as ca_file" },
+  { name = "allow_http", type = "boolean", doc = "permit a plain http:// base_url to a host other than loopback: the API key then crosses the network unencrypted (default false)" },
 }
+
+-- Hosts a plain http:// base_url may name without allow_http: the key never leaves the machine.
+local function loopback(url)
+  local host = url:match("^http://%[([^%]]+)%]") or url:match("^http://([^/:?#]+)")
+  host = host and host:lower()
+  return host == "localhost" or host == "::1" or (host and host:find("^127%.%d+%.%d+%.%d+$") ~= nil)
+end
 
 local function trim(s)
   return (s:gsub("^%s+", ""):gsub("%s+$", ""))
@@ -124,6 +134,10 @@ function config.settings(opts, level, getenv)
   base = base or config.DEFAULT_BASE_URL
   if not base:find("^https?://[^/%s]") then
     check.fail("dashscope.new", origin .. " must be an http:// or https:// URL", level)
+  end
+  if base:find("^http://") and not loopback(base) and not s.allow_http then
+    check.fail("dashscope.new", origin .. " is plain http://, which would send the API key unencrypted: "
+      .. "use https://, or set allow_http = true (loopback hosts need neither)", level)
   end
   s.base_url = base:gsub("/+$", "")
 

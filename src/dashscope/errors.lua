@@ -36,9 +36,15 @@ local function scrub(text, secret)
   return table.concat(out)
 end
 
---- Makes an error value. `secret` (the API key) is removed from the message if it ever shows up.
+--- Makes an error value. `secret` (the API key, or a function that hides it: the transport's
+--- scrub, so that the key itself never needs to be in Lua) is removed from the message if it ever
+--- shows up.
 function errors.new(fields, secret)
-  fields.message = scrub(fields.message, secret)
+  if type(secret) == "function" then
+    if type(fields.message) == "string" then fields.message = secret(fields.message) end
+  else
+    fields.message = scrub(fields.message, secret)
+  end
   if fields.retryable == nil then
     fields.retryable = false
   end

@@ -1,8 +1,9 @@
 -- Calls to the service over the client's transport: building the request, classifying what comes
 -- back into a decoded body or an error value, and retrying per protocol.md §11. A call is
 -- non-blocking: http.start queues it, http.advance (run from client:step) moves every call on.
--- Owns the API key's only copy outside the caller's hands (`credentials`, weak-keyed, never
--- reachable from a client object), so no error, log or tostring can show it.
+-- The API key is handed to the client's transport (C memory) at http.init and never kept in Lua:
+-- requests to the service ask the transport to add it, and error messages are scrubbed by the
+-- transport, so no error, log, tostring or debug hook walking Lua values can show it.
 local core = require("dashscope.core")
 local json = require("dashscope.json")
 local errors = require("dashscope.errors")
@@ -11,10 +12,12 @@ local http = {}
 
 local credentials = setmetatable({}, { __mode = "k" })
 
---- Remembers the key of `client` and the headers every request of it carries.
+--- Gives the key of `client` to its transport, and remembers the other headers every request to
+--- the service carries.
 function http.init(client, settings, key)
+  client._transport:set_credential("Authorization: Bearer " .. key, key)
+  local transport = client._transport
   local headers = {
-    "Authorization: Bearer " .. key,
     "Accept: application/json",
   }
   if settings.workspace then
@@ -23,7 +26,7 @@ function http.init(client, settings, key)
   if settings.data_inspection then
     headers[#headers + 1] = "X-DashScope-DataInspection: enable"
   end
-  credentials[client] = { key = key, headers = headers }
+  credentials[client] = { headers = headers, scrub = function(text) return transport:scrub(text) end }
   -- _calls: every call not finished; _sending: request -> call, for those on the wire;
   -- _waiting: calls waiting to be sent (quota, or back-off before a retry)
   client._calls, client._sending, client._waiting = {}, {}, {}
@@ -66,7 +69,7 @@ function http.retry_after(value)
   return math.max(0, os.time(when) - offset - now)
 end
 
-local function failure(kind, terr, key)
+local function failure(kind, terr, scrub)
   local e = {
     code = terr.kind == "timeout" and "Timeout" or terr.kind == "too_large" and "BadResponse"
       or terr.kind == "aborted" and "Aborted" or "NetworkError",
@@ -82,16 +85,16 @@ local function failure(kind, terr, key)
   else
     e.retryable = true
   end
-  return errors.new(e, key)
+  return errors.new(e, scrub)
 end
 
-local function bad_response(kind, status, why, key, request_id)
+local function bad_response(kind, status, why, scrub, request_id)
   local message = "the service's answer could not be read: " .. why
   if kind == "submit" then
     message = message .. "." .. UNSURE
   end
   return errors.new({ code = "BadResponse", message = message, status = status,
-                      request_id = request_id, retryable = kind == "query" }, key)
+                      request_id = request_id, retryable = kind == "query" }, scrub)
 end
 
 local function snippet(text)
@@ -101,33 +104,34 @@ local function snippet(text)
 end
 
 -- An answer of an object-storage host (upload, result files): OSS speaks XML, not JSON.
-local function storage_error(resp, key)
+local function storage_error(resp, scrub)
   local function tag(name)
     local v = resp.body:match("<" .. name .. ">([^<]*)</" .. name .. ">")
     return v and v ~= "" and v or nil
   end
   return errors.new({ status = resp.status, code = tag("Code") or "Unknown",
                       message = tag("Message") or snippet(resp.body), request_id = tag("RequestId"),
-                      retryable = TRANSIENT[resp.status] or false }, key)
+                      retryable = TRANSIENT[resp.status] or false }, scrub)
 end
 
 --- Classifies an exchange with a storage host (kind "upload" or "download"): the response for a
 --- 2xx, else (nil, err, retry_after).
-function http.classify_storage(kind, resp, terr, _, key)
+function http.classify_storage(kind, resp, terr, _, scrub)
   if not resp then
-    return nil, failure(kind, terr, key)
+    return nil, failure(kind, terr, scrub)
   end
   if resp.status >= 200 and resp.status < 300 then
     return resp
   end
-  return nil, storage_error(resp, key), http.retry_after(resp.headers and resp.headers["retry-after"])
+  return nil, storage_error(resp, scrub), http.retry_after(resp.headers and resp.headers["retry-after"])
 end
 
 --- Turns one finished exchange into (body) or (nil, err, retry_after).
---- `kind` is "query" or "submit"; `expect(body)` returns true or nil, why for a 2xx body's shape.
-function http.classify(kind, resp, terr, expect, key)
+--- `kind` is "query" or "submit"; `expect(body)` returns true or nil, why for a 2xx body's shape;
+--- `scrub(text)` hides the key in messages (the transport's, or nil).
+function http.classify(kind, resp, terr, expect, scrub)
   if not resp then
-    return nil, failure(kind, terr, key)
+    return nil, failure(kind, terr, scrub)
   end
   local body, why = json.decode(resp.body)
   if type(body) ~= "table" and body ~= nil then
@@ -136,12 +140,12 @@ function http.classify(kind, resp, terr, expect, key)
   local retry_after = http.retry_after(resp.headers and resp.headers["retry-after"])
   if resp.status >= 200 and resp.status < 300 then
     if not body then
-      return nil, bad_response(kind, resp.status, why, key), retry_after
+      return nil, bad_response(kind, resp.status, why, scrub), retry_after
     end
     local ok, shape = true, nil
     if expect then ok, shape = expect(body) end
     if not ok then
-      return nil, bad_response(kind, resp.status, shape or "unexpected shape", key,
+      return nil, bad_response(kind, resp.status, shape or "unexpected shape", scrub,
         type(body.request_id) == "string" and body.request_id or nil), retry_after
     end
     return body
@@ -158,7 +162,7 @@ function http.classify(kind, resp, terr, expect, key)
   if kind == "submit" and resp.status >= 500 then
     e.message = e.message .. UNSURE
   end
-  return nil, errors.new(e, key), retry_after
+  return nil, errors.new(e, scrub), retry_after
 end
 
 -- A call goes to the service (`path` under base_url, with the key), or, with `url`, to another
@@ -168,6 +172,7 @@ local function send(client, call)
   if not call.url then
     for i, h in ipairs(credentials[client].headers) do headers[i] = h end
   end
+  local to_service = not call.url
   for _, h in ipairs(call.headers or {}) do headers[#headers + 1] = h end
   if call.body then
     headers[#headers + 1] = "Content-Type: application/json"
@@ -185,6 +190,9 @@ local function send(client, call)
     connect_timeout = s.connect_timeout,
     max_body = call.max_body or s.max_body,
     user_agent = client._user_agent,
+    ca_file = s.ca_file,
+    ca_path = s.ca_path,
+    credential = to_service, -- the key, added by the transport: the service's host only
   }
   client._sending[call.request] = call
   call.attempts = call.attempts + 1
@@ -243,7 +251,7 @@ end
 --- calls whose time has come are sent when their limiter allows. Returns the earliest time a
 --- waiting call wants to go (or nil) and whether a transfer was started.
 function http.advance(client, now)
-  local key = credentials[client].key
+  local scrub = credentials[client].scrub
   local settings = client._settings
   local soonest, started = nil, false
   local finished = {}
@@ -259,7 +267,7 @@ function http.advance(client, now)
     local resp, terr = call.request:response()
     call.request:close()
     call.request = nil
-    local body, err, retry_after = (call.classify or http.classify)(call.kind, resp, terr, call.expect, key)
+    local body, err, retry_after = (call.classify or http.classify)(call.kind, resp, terr, call.expect, scrub)
     local delay = err and err.retryable and (retry_after or backoff(settings, call.attempts))
     if err and err.status == 429 and call.limiter then
       call.limiter:pause(now, delay or backoff(settings, call.attempts))
