@@ -90,6 +90,30 @@ describe("an error", function()
     c:close()
   end)
 
+  it("of a call that cannot be sent within call_timeout is Timeout, with nothing sent", function()
+    local c = helper.client { call_timeout = 0.3, rate_limits = { submit = { ["emoji-v1"] = 1 } } }
+    local fields = { image_url = "https://example.com/f.png", driven_id = "mengwa_kaixin",
+                     face_bbox = { 1, 2, 30, 40 }, ext_bbox = { 0, 0, 50, 50 } }
+    assert(c:emoji(fields))
+    local t0 = helper.dashscope._core.now()
+    local t, err = c:emoji(fields) -- the quota frees only after 1 s: past the call's deadline
+    assert.is_nil(t)
+    assert.are.equal("Timeout", err.code)
+    assert.truthy(tostring(err):find("call_timeout", 1, true))
+    assert.is_true(helper.dashscope._core.now() - t0 < 0.9)
+    assert.are.equal(1, helper.stats().submits)
+    c:close()
+  end)
+
+  it("429 on submit, retried past call_timeout, returns the last 429", function()
+    local c = helper.client { call_timeout = 0.5, retry_base_delay = 0.2, retry_max_delay = 0.2, max_retries = 50 }
+    helper.faults { { match = "submit", kind = "status", status = 429, retry_after = "1", count = 50 } }
+    local _, err = submit(c)
+    assert.are.equal(429, err.status)
+    assert.are.equal(1, err.attempts) -- Retry-After 1 s would pass the deadline: no second attempt
+    c:close()
+  end)
+
   it("5xx on submit is never retried: the task may exist, and the message says so", function()
     helper.faults { { match = "submit", kind = "status", status = 500, code = "InternalError",
                       message = "An internal error has occurred, please try again later or contact service support." } }

@@ -124,6 +124,7 @@
 ---@field max_poll_interval? number longest delay between two status queries, at least 0.001 (default 10)
 ---@field wait_timeout? number default deadline of task:wait, seconds, at least 0 (default 3 h)
 ---@field max_retries? integer retries of a retryable failure, 0 to 100 (default 3)
+---@field call_timeout? number seconds one call may take in all, through quota waits and retries (default 300); task:wait has its own wait_timeout
 ---@field retry_base_delay? number back-off base, seconds, at least 0 (default 0.5)
 ---@field retry_max_delay? number back-off cap, seconds, at least 0 (default 20)
 ---@field max_body? integer largest JSON answer accepted, bytes, at least 1024 (default 4 MiB)

@@ -63,10 +63,15 @@ local function checkself(self, method)
   if getmetatable(self) ~= Client then
     error("dashscope: call " .. method .. " with a colon (client:" .. method .. "{...})", 3)
   end
+  if self._closed then
+    error("dashscope: client:" .. method .. " on a closed client (client:close() was called)", 3)
+  end
 end
 
---- Closes the client's connections; every call in flight is dropped. Idempotent.
+--- Closes the client's connections; every call in flight is dropped. Idempotent. Using the client
+--- (or its tasks) afterwards raises.
 function Client:close()
+  self._closed = true
   http.close(self)
   self._transport:close()
 end

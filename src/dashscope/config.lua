@@ -20,6 +20,7 @@ config.DEFAULTS = {
   retry_max_delay = 20,
   max_body = 4 * 1024 * 1024,
   max_connections = 6,
+  call_timeout = 300,
 }
 
 -- The service's quotas per account (protocol.md §10): submits per second per model, and queries,
@@ -42,6 +43,7 @@ config.OPTIONS = {
   { name = "max_poll_interval", type = "number", min = 0.001, doc = "longest delay between two status queries (default 10)" },
   { name = "wait_timeout", type = "number", min = 0, doc = "default deadline of task:wait, seconds (default 3 h)" },
   { name = "max_retries", type = "integer", min = 0, max = 100, doc = "retries of a retryable failure (default 3)" },
+  { name = "call_timeout", type = "number", min = 0.001, doc = "seconds one call may take in all, through quota waits and retries (default 300); task:wait has its own wait_timeout" },
   { name = "retry_base_delay", type = "number", min = 0, doc = "back-off base, seconds (default 0.5)" },
   { name = "retry_max_delay", type = "number", min = 0, doc = "back-off cap, seconds (default 20)" },
   { name = "max_body", type = "integer", min = 1024, doc = "largest JSON answer accepted, bytes (default 4 MiB)" },

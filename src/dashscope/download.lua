@@ -30,6 +30,7 @@ local function fetch(client, url, tmp, o)
   local call = http.start(client, {
     method = "GET", url = url, kind = "download", classify = http.classify_storage,
     output = tmp, progress = o.on_progress ~= nil, timeout = o.timeout or 3600,
+    deadline = client:_now() + (o.timeout or 3600) + 60, -- room for the retries of a whole download
     max_body = 64 * 1024, -- for an error page only: the video goes to the file
   })
   local last_done, last_total

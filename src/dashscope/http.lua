@@ -225,6 +225,7 @@ end
 --- client:step when the call has finished (after any retries).
 function http.start(client, call)
   call.attempts = 0
+  call.deadline = call.deadline or core.now() + client._settings.call_timeout
   client._calls[call] = true
   try_send(client, call, core.now())
   return call
@@ -272,20 +273,30 @@ function http.advance(client, now)
     if err and err.status == 429 and call.limiter then
       call.limiter:pause(now, delay or backoff(settings, call.attempts))
     end
-    if delay and call.attempts <= settings.max_retries
-       and not (call.deadline and now + delay >= call.deadline) then
+    if delay and call.attempts <= settings.max_retries and now + delay < call.deadline then
+      call.last_err = err
       hold(client, call, now + delay)
     else
       finish(client, call, body, err)
     end
   end
+  local expired = {}
   for call in pairs(client._waiting) do
-    if now >= call.send_at then
+    if now >= call.deadline then -- still held back (quota, back-off) when its time is up
+      expired[#expired + 1] = call
+    elseif now >= call.send_at then
       started = try_send(client, call, now) or started
     end
-    if call.send_at and (not soonest or call.send_at < soonest) then
-      soonest = call.send_at
+    local at = call.send_at and math.min(call.send_at, call.deadline)
+    if at and (not soonest or at < soonest) then
+      soonest = at
     end
+  end
+  -- Finished after the walk: their callbacks may start new calls.
+  for _, call in ipairs(expired) do
+    finish(client, call, nil, call.last_err or errors.new({ code = "Timeout", retryable = true,
+      message = string.format("not sent within call_timeout (%g s): still waiting for the quota",
+        settings.call_timeout) }, scrub))
   end
   return soonest, started
 end

@@ -92,6 +92,9 @@ end
 --- One non-blocking step: advances every transfer in flight, finishes calls, sends the status
 --- queries that are due. Returns the seconds until it next has work (0: call again now).
 function S:step()
+  if self._closed then
+    error("dashscope: client:step on a closed client (client:close() was called)", 2)
+  end
   local transport = self._transport
   local curl_timeout, soonest, started
   -- Until nothing new starts: a transfer started here may finish within the next perform, and
@@ -282,6 +285,9 @@ local MANY_OPTIONS = {
 S.MANY_OPTIONS = MANY_OPTIONS
 
 local function check_tasks(self, tasks, what)
+  if self._closed then
+    error("dashscope: client:" .. what .. " on a closed client (client:close() was called)", 3)
+  end
   if type(tasks) ~= "table" then
     check.fail(what, "expects an array of tasks, got " .. type(tasks), 3)
   end

@@ -203,8 +203,16 @@ function Task:_query(on_done)
   })
 end
 
+-- Raises at the caller's line when the task's client has been closed: a programming error.
+local function open_client(self, method)
+  if self._client._closed then
+    error("dashscope: task:" .. method .. " after its client was closed (client:close())", 3)
+  end
+end
+
 --- One status query now: the status, or nil and err.
 function Task:poll()
+  open_client(self, "poll")
   local call = self:_query()
   self._client:_run(function() return call.done end)
   if call.err then
@@ -222,6 +230,7 @@ task.WAIT_OPTIONS = WAIT_OPTIONS
 
 --- Waits until the task ends: the result for SUCCEEDED, else nil and err.
 function Task:wait(opts)
+  open_client(self, "wait")
   local o = check.fields(WAIT_OPTIONS, opts or {}, "task:wait", 2)
   local watch
   if o.on_status then
@@ -235,6 +244,7 @@ end
 
 --- Streams the video to `path` (complete or absent): the path, or nil and err. See download.lua.
 function Task:download(path, opts)
+  open_client(self, "download")
   return require("dashscope.download").run(self, path, opts)
 end
 
@@ -259,6 +269,7 @@ end
 
 --- Cancels a task that is still PENDING: true, or nil and err.
 function Task:cancel()
+  open_client(self, "cancel")
   local client = self._client
   local body, err = client:_call {
     method = "POST", path = "/tasks/" .. self.id .. "/cancel", kind = "query", limiter = client._limits.tasks,
