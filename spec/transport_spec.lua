@@ -81,6 +81,34 @@ describe("the transport", function()
     t:close()
   end)
 
+  it("never sends a once request twice, though libcurl resends others when a reused connection dies", function()
+    local function post(t, once)
+      return t:request { method = "POST", url = BASE .. "/services/aigc/image2video/video-synthesis",
+                         headers = { AUTH, "X-DashScope-Async: enable", "Content-Type: application/json" },
+                         body = '{"model":"test-once","input":{"n":1}}', once = once }
+    end
+    for _, once in ipairs { false, true } do
+      helper.reset()
+      local t = core.new_transport()
+      run_all(t, { get(t, "/tasks/warm-up") }) -- the next request reuses this connection
+      helper.faults { { match = "submit", kind = "lost" } }
+      local r = post(t, once)
+      run_all(t, { r })
+      local submits = helper.requests("/video-synthesis")
+      if once then
+        local resp, err = r:response()
+        assert.is_nil(resp)
+        assert.are.equal("recv", err.kind)
+        assert.is_true(err.sent)
+        assert.truthy(err.message:find("not sent twice", 1, true), err.message)
+        assert.are.equal(1, #submits)
+      else
+        assert.are.equal(2, #submits) -- libcurl's own resend: what once = true prevents
+      end
+      t:close()
+    end
+  end)
+
   it("refuses a body over max_body as too_large", function()
     local t = core.new_transport()
     local r = t:request { method = "GET", url = helper.RESULTS_URL .. "/results/none.mp4",

@@ -39,11 +39,12 @@ static const char *const kind_names[] = {
 enum {
   F_METHOD = 3, F_URL, F_HEADERS, F_BODY, F_TIMEOUT, F_CONNECT_TIMEOUT,
   F_MAX_BODY, F_USER_AGENT, F_FORM, F_OUTPUT, F_PROGRESS, F_CA_FILE, F_CA_PATH, F_CREDENTIAL,
-  F_LAST = F_CREDENTIAL
+  F_ONCE, F_LAST = F_ONCE
 };
 static const char *const field_names[] = {
   "method", "url", "headers", "body", "timeout", "connect_timeout",
-  "max_body", "user_agent", "form", "output", "progress", "ca_file", "ca_path", "credential"
+  "max_body", "user_agent", "form", "output", "progress", "ca_file", "ca_path", "credential",
+  "once"
 };
 
 static int field_error(lua_State *L, const char *field, const char *what) {
@@ -191,6 +192,30 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud) {
   return keep(r, &r->body, DS_REFUSED_BODY, p, size * n);
 }
 
+/* The body of a `once` request, handed out as libcurl reads it. */
+static size_t on_read(char *p, size_t size, size_t n, void *ud) {
+  ds_request *r = (ds_request *)ud;
+  size_t left = r->once_body.len - r->once_off, want = size * n;
+  if (want > left) want = left;
+  if (want > 0) memcpy(p, r->once_body.data + r->once_off, want);
+  r->once_off += want;
+  return want;
+}
+
+/* libcurl rewinds a body to send it again: when a reused connection dies before any answer, it
+ * resends the request on a new one, by itself. For a request that creates something (a billed
+ * submit) the first copy may have been received, so a rewind after the first byte went out is
+ * refused and the transfer fails instead (the caller reports "may or may not exist"). */
+static int on_seek(void *ud, curl_off_t offset, int origin) {
+  ds_request *r = (ds_request *)ud;
+  if (origin != SEEK_SET || offset != 0) return CURL_SEEKFUNC_CANTSEEK;
+  if (r->once_off > 0) {
+    r->refused = DS_REFUSED_RESEND;
+    return CURL_SEEKFUNC_FAIL;
+  }
+  return CURL_SEEKFUNC_OK;
+}
+
 static int on_progress(void *ud, curl_off_t dl_total, curl_off_t dl_now, curl_off_t ul_total,
                        curl_off_t ul_now) {
   ds_request *r = (ds_request *)ud;
@@ -323,6 +348,7 @@ int ds_request_new(lua_State *L, ds_transport *t) {
   r->post = post;
   ds_buffer_init(&r->body, max_body, alloc, aud);
   ds_buffer_init(&r->head, DS_MAX_HEADER_BYTES, alloc, aud);
+  ds_buffer_init(&r->once_body, body_len, alloc, aud);
   ds_setmetatable(L, DS_REQUEST_MT);
   lua_pushvalue(L, 1);
   ds_setuservalue(L, -2);  /* the request keeps its transport alive */
@@ -383,6 +409,15 @@ int ds_request_new(lua_State *L, ds_transport *t) {
     CURLcode rc = ds_form_build(L, F_FORM, r->easy, &r->form);
     if (rc != CURLE_OK) return setopt_failed(L, "CURLOPT_MIMEPOST", rc);
     SETOPT(CURLOPT_MIMEPOST, r->form);
+  } else if (body != NULL && lua_toboolean(L, F_ONCE)) {
+    if (ds_buffer_append(&r->once_body, body, body_len) != DS_BUF_OK)
+      return luaL_error(L, "not enough memory");
+    SETOPT(CURLOPT_POST, 1L);
+    SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+    SETOPT(CURLOPT_READFUNCTION, on_read);
+    SETOPT(CURLOPT_READDATA, (void *)r);
+    SETOPT(CURLOPT_SEEKFUNCTION, on_seek);
+    SETOPT(CURLOPT_SEEKDATA, (void *)r);
   } else if (body != NULL) {
     SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
     SETOPT(CURLOPT_COPYPOSTFIELDS, body);  /* copied: the Lua string may go */
@@ -421,6 +456,7 @@ void ds_request_settle(ds_request *r, CURLcode code, const char *reason) {
     case CURLE_COULDNT_RESOLVE_PROXY: r->kind = DS_KIND_RESOLVE; r->sent = 0; break;
     case CURLE_COULDNT_CONNECT: r->kind = DS_KIND_CONNECT; r->sent = 0; break;
     case CURLE_SEND_ERROR: r->kind = DS_KIND_SEND; break;
+    case CURLE_SEND_FAIL_REWIND: r->kind = DS_KIND_RECV; break;  /* once: not sent a second time */
     case CURLE_RECV_ERROR:
     case CURLE_GOT_NOTHING:
     case CURLE_PARTIAL_FILE: r->kind = DS_KIND_RECV; break;
@@ -441,6 +477,7 @@ void ds_request_settle(ds_request *r, CURLcode code, const char *reason) {
     r->out = NULL;
   }
   r->state = DS_REQ_DONE;
+  ds_buffer_free(&r->once_body);  /* sent, or never to be sent again */
   if (r->kind != DS_KIND_OK) {  /* a failed response is never shown: free it now */
     ds_buffer_free(&r->body);
     ds_buffer_free(&r->head);
@@ -511,6 +548,10 @@ static void push_error(lua_State *L, ds_request *r) {
         break;
       case DS_REFUSED_NOMEM:
         snprintf(detail, sizeof detail, "not enough memory for the response");
+        break;
+      case DS_REFUSED_RESEND:
+        snprintf(detail, sizeof detail,
+                 "the connection closed before an answer; the request is not sent twice");
         break;
       case DS_REFUSED_WRITE:
         snprintf(detail, sizeof detail, "writing the output file failed: %s", strerror(r->out_errno));
@@ -587,6 +628,7 @@ static int r_close(lua_State *L) {
   r->out = NULL;
   ds_buffer_free(&r->body);
   ds_buffer_free(&r->head);
+  ds_buffer_free(&r->once_body);
   r->state = DS_REQ_CLOSED;
   return 0;
 }

@@ -26,7 +26,8 @@ enum {
 };
 
 /* What a write callback had to refuse (it cannot raise, so it records). */
-enum { DS_REFUSED_NONE, DS_REFUSED_BODY, DS_REFUSED_HEADERS, DS_REFUSED_NOMEM, DS_REFUSED_WRITE };
+enum { DS_REFUSED_NONE, DS_REFUSED_BODY, DS_REFUSED_HEADERS, DS_REFUSED_NOMEM, DS_REFUSED_WRITE,
+       DS_REFUSED_RESEND };
 
 /* Where a response body goes when the request has an output file. */
 enum { DS_SINK_UNDECIDED, DS_SINK_FILE, DS_SINK_BUFFER };
@@ -50,6 +51,8 @@ struct ds_request {
   int sink;                       /* DS_SINK_*: decided at the first body byte */
   int out_errno;                  /* why writing out failed */
   int progress;                   /* spec.progress: the counters below are kept */
+  ds_buffer once_body;            /* spec.once: the body, sent from here, never twice */
+  size_t once_off;                /* bytes of once_body handed to libcurl */
   curl_off_t dl_now, dl_total, ul_now, ul_total;
 
   /* outcome, set once done */

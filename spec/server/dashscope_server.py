@@ -31,6 +31,7 @@ import hashlib
 import json
 import math
 import os
+import random
 import re
 import signal
 import socket
@@ -215,7 +216,11 @@ FAULT_STATUS_DEFAULTS = {
     503: ("ServiceUnavailable", "Model is unavailable, please try again later."),
     504: ("GatewayTimeout", "Gateway timeout."),
 }
-FAULT_KINDS = ("status", "garbage", "truncated", "slow", "drop", "badjson")
+# All replace the answer before the request is processed (so a faulted submit creates nothing) but
+# slow (sleeps, then processes) and lost (processes, then closes without answering: the task exists).
+FAULT_KINDS = ("status", "garbage", "truncated", "slow", "drop", "badjson", "lost")
+# Rounding allowed when probabilities are summed: a split meant to fill [0, 1) may add up to a hair over 1.
+PROBABILITY_SLACK = 1e-9
 REQUEST_KINDS = ("submit", "query", "cancel", "list", "detect", "upload", "oss", "result", "other")
 HOSTS = ("api", "upload", "results")    # the listeners, in port-file order
 DETECT_OUTCOMES = (None, "pass", "fail")
@@ -379,11 +384,14 @@ class State:
             self.tasks = {}               # task_id -> task dict
             self.order = []               # task ids in submit order
             self.log = []
-            self.faults = []
+            self.faults = []              # one-shot (count) and probabilistic (probability) entries, in order
+            self.fault_rng = random.Random()    # draws for probabilistic faults only; POST /faults seeds it
+            self.submit_bodies = {}       # canonical submit body -> first task created with it
             self.windows = {}             # rate-limit name -> [admitted times]
             self.policies = {}            # policy string -> upload policy
             self.objects = {}             # uploaded key -> object
             self.stats = {"requests": 0, "connections": 0, "connections_accepted": 0, "submits": 0,
+                          "duplicate_submits": 0, "faults_applied": {k: 0 for k in FAULT_KINDS},
                           "by_kind": {k: 0 for k in REQUEST_KINDS}, "by_host": {h: 0 for h in HOSTS},
                           "max_per_second": {}}
             self.arrivals = {}            # rate-limit name -> deque of arrival times in the last 1 s
@@ -424,14 +432,38 @@ class State:
 
     # --- faults ---
     def take_fault(self, kind):
+        """A copy of the fault that applies to a request of `kind`, or None (and counts it applied).
+        One-shot faults come first, so a test can force one answer amid a probabilistic background."""
         with self.lock:
-            for fault in self.faults:
-                if fault["match"] in ("any", kind):
-                    fault["count"] -= 1
-                    if fault["count"] <= 0:
-                        self.faults.remove(fault)
-                    return dict(fault)
+            fault = self.take_one_shot(kind) or self.draw_fault(kind)
+            if fault:
+                self.stats["faults_applied"][fault["kind"]] += 1
+            return fault
+
+    def take_one_shot(self, kind):
+        """The first pending count fault that matches, consumed by one."""
+        for fault in self.faults:
+            if "count" in fault and fault["match"] in ("any", kind):
+                fault["count"] -= 1
+                if fault["count"] <= 0:
+                    self.faults.remove(fault)
+                return dict(fault)
+        return None
+
+    def draw_fault(self, kind):
+        """The probabilistic faults that match are exclusive: one draw u in [0, 1), and the first whose
+        cumulative probability exceeds u applies (0.2, 0.2, 0.1 split 20/20/10/50). No draw when none
+        match, so a seeded run's sequence depends only on the requests that can get such a fault."""
+        entries = [f for f in self.faults if "probability" in f and f["match"] in ("any", kind)]
+        if not entries:
             return None
+        u, bound = self.fault_rng.random(), 0.0
+        for fault in entries:
+            bound += fault["probability"]
+            if u < bound:
+                fault["applied"] += 1
+                return dict(fault)
+        return None
 
     # --- tasks ---
     def create_task(self, model, rule, body, key, request_id, now):
@@ -460,6 +492,14 @@ class State:
         self.tasks[task["task_id"]] = task
         self.order.append(task["task_id"])
         self.stats["submits"] += 1
+        # The same job created twice (a client that resubmits after a lost answer or a 5xx) is what
+        # duplicate_submits counts: the body's content, not its bytes, names the job.
+        canonical = json.dumps({"model": model, "input": body.get("input"), "parameters": body.get("parameters")},
+                               sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        first = self.submit_bodies.setdefault(canonical, task["task_id"])
+        task["duplicate_of"] = None if first == task["task_id"] else first
+        if task["duplicate_of"]:
+            self.stats["duplicate_submits"] += 1
         return task
 
     def advance(self, now):
@@ -947,7 +987,7 @@ def check_auth(req):
 
 
 def fault_reply(fault, kind, task_args):
-    """The Reply that replaces the real answer for a fault (all kinds but slow)."""
+    """The Reply that replaces the real answer for a fault (all kinds but slow and lost)."""
     k = fault["kind"]
     if k == "drop":
         return Reply(0, mode="drop")
@@ -1058,36 +1098,67 @@ def control_config(method, body):
         return json_reply(200, cfg)
 
 
+def checked_fault(f):
+    """The fault with its defaults filled in; ValueError when it is unusable."""
+    if not isinstance(f, dict):
+        raise ValueError("a fault must be an object")
+    f = dict(f)
+    f.setdefault("match", "any")
+    if f["match"] not in REQUEST_KINDS + ("any",):
+        raise ValueError("unknown match " + str(f["match"]))
+    if f.get("kind") not in FAULT_KINDS:
+        raise ValueError("unknown kind " + str(f.get("kind")))
+    if "probability" in f:
+        if "count" in f:
+            raise ValueError("a fault takes count or probability, not both")
+        if not is_number(f["probability"]) or not 0 < f["probability"] <= 1:
+            raise ValueError("probability must be a number in (0, 1]")
+        f["applied"] = 0      # times it triggered: 429s and 5xx are both kind status in faults_applied
+    else:
+        f.setdefault("count", 1)
+        if not is_int(f["count"]) or f["count"] < 1:
+            raise ValueError("count must be an integer >= 1")
+    if "status" in f and (not is_int(f["status"]) or not 100 <= f["status"] <= 599):
+        raise ValueError("status must be an HTTP status code")
+    if f["kind"] == "slow":
+        f.setdefault("delay", 1.0)
+        if not is_number(f["delay"]) or f["delay"] < 0:
+            raise ValueError("delay must be a non-negative number")
+    return f
+
+
+def overdrawn(faults):
+    """Request kinds whose matching probabilistic faults add up to more than 1 (one draw picks among
+    them, so more cannot be honoured)."""
+    return [k for k in REQUEST_KINDS
+            if sum(f["probability"] for f in faults if "probability" in f and f["match"] in ("any", k))
+            > 1 + PROBABILITY_SLACK]
+
+
 def control_faults(method, body):
+    """GET lists the pending faults; POST {"faults": [...], "clear": bool, "seed": N} (or a bare list)
+    adds to them. All or nothing: a bad fault changes neither the list nor the seed."""
     with STATE.lock:
         if method == "GET":
             return json_reply(200, STATE.faults)
-        if isinstance(body, dict) and body.get("clear"):
-            STATE.faults = []
-        faults = body.get("faults", []) if isinstance(body, dict) else body
+        options = body if isinstance(body, dict) else {}
+        faults = options.get("faults", []) if isinstance(body, dict) else body
         if not isinstance(faults, list):
             return json_reply(400, {"error": 'expected {"faults": [...]}'})
-        checked = []
-        for f in faults:
-            if not isinstance(f, dict):
-                return json_reply(400, {"error": "a fault must be an object"})
-            f = dict(f)
-            f.setdefault("match", "any")
-            f.setdefault("count", 1)
-            if f["match"] not in REQUEST_KINDS + ("any",):
-                return json_reply(400, {"error": "unknown match " + str(f["match"])})
-            if f.get("kind") not in FAULT_KINDS:
-                return json_reply(400, {"error": "unknown kind " + str(f.get("kind"))})
-            if not is_int(f["count"]) or f["count"] < 1:
-                return json_reply(400, {"error": "count must be an integer >= 1"})
-            if "status" in f and (not is_int(f["status"]) or not 100 <= f["status"] <= 599):
-                return json_reply(400, {"error": "status must be an HTTP status code"})
-            if f["kind"] == "slow":
-                f.setdefault("delay", 1.0)
-                if not is_number(f["delay"]) or f["delay"] < 0:
-                    return json_reply(400, {"error": "delay must be a non-negative number"})
-            checked.append(f)
-        STATE.faults.extend(checked)
+        seed = options.get("seed")
+        try:
+            checked = [checked_fault(f) for f in faults]
+            if seed is not None and not is_int(seed):
+                raise ValueError("seed must be an integer")
+        except ValueError as e:
+            return json_reply(400, {"error": str(e)})
+        pending = ([] if options.get("clear") else STATE.faults) + checked
+        over = overdrawn(pending)
+        if over:
+            return json_reply(400, {"error": "probabilities add up to more than 1 for " + ", ".join(over)})
+        if seed is not None:
+            STATE.fault_rng = random.Random(int(seed))
+        STATE.faults = pending
         return json_reply(200, STATE.faults)
 
 
@@ -1224,10 +1295,12 @@ class Handler(BaseHTTPRequestHandler):
             if fault and fault["kind"] == "slow":
                 time.sleep(fault["delay"])
                 req.now = time.time()
-            elif fault:
+            elif fault and fault["kind"] != "lost":
                 reply = fault_reply(fault, kind, args)
             if reply is None:
                 reply = (needs_auth and check_auth(req)) or self.answer(req, fn, args)
+            if fault and fault["kind"] == "lost":     # done (a submit's task exists), but no answer leaves
+                reply = Reply(0, mode="drop")
             with STATE.lock:
                 api_call = host == "api" and (path == BASE or path.startswith(BASE + "/"))
                 latency = STATE.config["latency"] if api_call else 0
@@ -1305,6 +1378,13 @@ class Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128
     verbose = False
+
+    def handle_error(self, request, client_address):
+        # A client that resets or drops its connection (the faults tests make it do so) is not a
+        # server error: stay quiet, as the Must-not of this file asks.
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            return
+        super().handle_error(request, client_address)
     role = "api"        # which of HOSTS this listener is
     hosts = {}          # every listener's "host:port", shared by the three (set by main)
 

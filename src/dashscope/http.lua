@@ -193,6 +193,9 @@ local function send(client, call)
     ca_file = s.ca_file,
     ca_path = s.ca_path,
     credential = to_service, -- the key, added by the transport: the service's host only
+    -- libcurl resends a request by itself when a reused connection dies before the answer: never
+    -- for what creates (and bills) something, whose first copy may have been received
+    once = call.kind == "submit" or call.kind == "detect",
   }
   client._sending[call.request] = call
   call.attempts = call.attempts + 1
