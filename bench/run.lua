@@ -622,7 +622,8 @@ notes[#notes + 1] = "- Client CPU and peak RSS from " .. rusage_source .. "; wal
 notes[#notes + 1] = string.format("- Server latency per /api/v1 answer: %g s. Job durations scaled by %g.",
   opts.latency, opts.scale)
 
-local detail = { "| workload | requests by kind | answers by status | queries per task (min/median/max) | lists | client CPU user + system | submitting: wall, CPU | errors |",
+local detail = { "| workload | requests by kind | answers by status | queries per task (min/median/max) | lists"
+                 .. " | client CPU user + system | submitting: wall, CPU | errors |",
                  "|---|---|---|---|---|---|---|---|" }
 for _, r in ipairs(rows) do
   if not r.na then

@@ -77,11 +77,6 @@ local function event_loop(t, requests, limit)
   return seen
 end
 
-local function count(tbl)
-  local n = 0
-  for _ in pairs(tbl) do n = n + 1 end
-  return n
-end
 
 describe("the transport under an event loop", function()
   before_each(function() helper.reset() end)

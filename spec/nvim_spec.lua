@@ -5,7 +5,7 @@
 local helper = require("spec.support.helper")
 
 local hosts = require("spec.support.hosts")
-local run, exists, read, luajit_build = hosts.run, hosts.exists, hosts.read, hosts.luajit_build
+local run, read, luajit_build = hosts.run, hosts.read, hosts.luajit_build
 
 -- Debian's lua-cjson for Lua 5.1 (what LuaJIT loads).
 local function cjson51_dir()

@@ -8,9 +8,6 @@ local function lp(client, extra)
   return assert(client:liveportrait { image_url = IMAGE, audio_url = AUDIO .. (extra or "") })
 end
 
-local function count(fragment)
-  return #helper.requests(fragment)
-end
 
 describe("a client with many tasks", function()
   local client

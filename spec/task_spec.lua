@@ -190,7 +190,7 @@ describe("a task", function()
     local c = helper.client()
     local task = assert(c:liveportrait { image_url = IMAGE, audio_url = AUDIO })
     local co = coroutine.wrap(function() return task:wait { sleep = coroutine.yield } end)
-    local yields, result = 0, nil
+    local yields, result = 0, nil -- luacheck: ignore 311
     repeat
       result = co()
       yields = yields + 1

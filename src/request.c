@@ -116,8 +116,10 @@ static size_t check_max_body(lua_State *L) {
 static void check_header(lua_State *L, lua_Integer i, const char *h, size_t len) {
   const char *colon = (const char *)memchr(h, ':', len);
   const char *p;
-  if (colon == NULL || colon == h)
+  if (colon == NULL || colon == h) {  /* luaL_argerror does not return; the analyzer cannot know */
     luaL_argerror(L, 2, lua_pushfstring(L, "headers[%d] must be \"Name: value\"", (int)i));
+    return;
+  }
   for (p = h; p < colon; p++)
     if (!is_tchar((unsigned char)*p))
       luaL_argerror(L, 2, lua_pushfstring(L, "headers[%d] has an invalid name", (int)i));
@@ -456,7 +458,7 @@ void ds_request_settle(ds_request *r, CURLcode code, const char *reason) {
     case CURLE_COULDNT_RESOLVE_PROXY: r->kind = DS_KIND_RESOLVE; r->sent = 0; break;
     case CURLE_COULDNT_CONNECT: r->kind = DS_KIND_CONNECT; r->sent = 0; break;
     case CURLE_SEND_ERROR: r->kind = DS_KIND_SEND; break;
-    case CURLE_SEND_FAIL_REWIND: r->kind = DS_KIND_RECV; break;  /* once: not sent a second time */
+    case CURLE_SEND_FAIL_REWIND:  /* once: the answer never came, and it is not sent twice */
     case CURLE_RECV_ERROR:
     case CURLE_GOT_NOTHING:
     case CURLE_PARTIAL_FILE: r->kind = DS_KIND_RECV; break;

@@ -63,11 +63,11 @@ function download.run(t, path, opts)
     check.fail("task:download", "path must be a non-empty string", 3)
   end
   local o = check.fields(OPTIONS, opts or {}, "task:download", 3)
-  local result, err = t:result()
-  if not result or not t:ended() then
-    result, err = t:wait()
-    if not result then return nil, err end
+  if not t:ended() then
+    local done, err = t:wait()
+    if not done then return nil, err end
   end
+  local result = t:result()
   if t:status() ~= "SUCCEEDED" then
     return fail("NoVideo", "the task ended " .. t:status() .. ": there is no video", t)
   end

@@ -138,10 +138,10 @@ local function post(client, file, data, on_done)
     method = "POST", url = data.upload_host, form = form, kind = "upload",
     classify = http.classify_storage, headers = { "Accept: application/json" },
     max_body = 64 * 1024,
-    on_done = function(resp, err)
+    on_done = function(_, err)
       -- A retry that finds its own object there: the first attempt landed, its answer did not.
       if err and err.code == "FileAlreadyExists" and call.attempts > 1 then
-        resp, err = true, nil
+        err = nil
       end
       if err then
         err.message = "uploading " .. file.path .. ": " .. tostring(err.message)

@@ -224,8 +224,9 @@ local function try_send(client, call, now)
 end
 
 --- Queues a call: { method, path or url, body (JSON text) or form, headers (extra), kind, expect,
---- limiter, on_done; for storage hosts classify, output, progress, timeout, max_body }. It goes out as soon as its limiter allows; `on_done(body, err)` runs from
---- client:step when the call has finished (after any retries).
+--- limiter, on_done; for storage hosts classify, output, progress, timeout, max_body }. It goes out
+--- as soon as its limiter allows; `on_done(body, err)` runs from client:step when the call has
+--- finished (after any retries).
 function http.start(client, call)
   call.attempts = 0
   call.deadline = call.deadline or core.now() + client._settings.call_timeout

@@ -335,7 +335,7 @@ function Lane:plan_all(now, s, d, wait)
   local previous_end = self.last_end_local -- in a queue: (expected) end of the task before
   for rank, t in ipairs(self.live) do
     t._heaped = nil
-    if t._inflight then
+    if t._inflight then -- luacheck: ignore 542
       -- its answer will replan
     elseif t._fetch then
       t._next_poll = t._next_poll or now

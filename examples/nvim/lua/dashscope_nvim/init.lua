@@ -14,9 +14,9 @@ end
 
 -- Callbacks run from libuv callbacks, where most of the API is off limits (E5560): notify later.
 -- vim.schedule keeps the order.
-local function notify(message, level)
+local function notify(text, level)
   vim.schedule(function()
-    vim.notify("dashscope: " .. message, level or vim.log.levels.INFO)
+    vim.notify("dashscope: " .. text, level or vim.log.levels.INFO)
   end)
 end
 
