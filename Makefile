@@ -38,6 +38,8 @@ PYTHON      ?= python3
 PREFIX   ?= /usr/local
 LUA_CMOD ?= $(PREFIX)/lib/lua/$(LUA_ABI)
 LUA_LMOD ?= $(PREFIX)/share/lua/$(LUA_ABI)
+BINDIR   ?= $(PREFIX)/bin
+TYPESDIR ?= $(PREFIX)/share/lua-dashscope/types
 
 # LUA_INCDIR wins when given (luarocks); otherwise pkg-config knows Debian's lua5.X.pc and luajit.pc.
 ifdef LUA_INCDIR
@@ -89,14 +91,21 @@ $(BUILD)/dashscope/%.lua: src/dashscope/%.lua
 	@mkdir -p $(dir $@)
 	cp $< $@
 
+# The CLI runs with the interpreter it was installed for (its first line names it); the LuaCATS
+# annotations go where an editor's lua-language-server can be pointed (types/README.md).
 install: all
-	install -d $(DESTDIR)$(LUA_CMOD) $(DESTDIR)$(LUA_LMOD)/dashscope
+	install -d $(DESTDIR)$(LUA_CMOD) $(DESTDIR)$(LUA_LMOD)/dashscope $(DESTDIR)$(BINDIR) \
+	  $(DESTDIR)$(TYPESDIR)/dashscope
 	install -m 0755 $(BUILD)/dashscope.so $(DESTDIR)$(LUA_CMOD)/dashscope.so
 	install -m 0644 $(LUA_OUT) $(DESTDIR)$(LUA_LMOD)/dashscope/
+	sed '1s|.*|#!/usr/bin/env $(LUA)|' bin/dashscope > $(DESTDIR)$(BINDIR)/dashscope
+	chmod 0755 $(DESTDIR)$(BINDIR)/dashscope
+	install -m 0644 types/dashscope.lua types/README.md $(DESTDIR)$(TYPESDIR)/
+	install -m 0644 types/dashscope/*.lua $(DESTDIR)$(TYPESDIR)/dashscope/
 
 uninstall:
-	rm -f $(DESTDIR)$(LUA_CMOD)/dashscope.so
-	rm -rf $(DESTDIR)$(LUA_LMOD)/dashscope
+	rm -f $(DESTDIR)$(LUA_CMOD)/dashscope.so $(DESTDIR)$(BINDIR)/dashscope
+	rm -rf $(DESTDIR)$(LUA_LMOD)/dashscope $(DESTDIR)$(TYPESDIR)
 
 clean:
 	rm -rf $(BUILD) luarocks-tree

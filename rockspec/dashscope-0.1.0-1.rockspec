@@ -52,4 +52,7 @@ build = {
     ["dashscope.task"] = "src/dashscope/task.lua",
     ["dashscope.uv"] = "src/dashscope/uv.lua",
   },
+  install = {
+    bin = { dashscope = "bin/dashscope" }, -- luarocks wraps it to run with the rock's interpreter
+  },
 }

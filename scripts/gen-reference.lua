@@ -58,7 +58,8 @@ local function generate()
     local m = models[name]
     local what = m.kind == "detect" and ("detector `%s` (synchronous: answers at once)"):format(m.model)
       or ("model `%s`, video at `%s`"):format(m.model, m.result or "output.video_url")
-    parts[#parts + 1] = ("### `client:%s{...}`: %s\n\n%s"):format(name, what, table_of(m.fields, true))
+    parts[#parts + 1] = ("### `client:%s{...}`: %s\n\n%s%s"):format(name, what,
+      m.doc and (m.doc:sub(1, 1):upper() .. m.doc:sub(2) .. ".\n\n") or "", table_of(m.fields, true))
   end
   parts[#parts + 1] = "<!-- contracts:end -->"
   return table.concat(parts, "\n\n")

@@ -52,7 +52,8 @@ local function quote(s)
   return '"' .. s:gsub('[%c"\\]', function(c) return ESCAPES[c] or ("\\%d"):format(c:byte()) end) .. '"'
 end
 
-local function show(value, rule)
+local show
+function show(value, rule)
   if rule and rule.secret then
     return "a " .. type(value)
   end
@@ -70,6 +71,14 @@ local function show(value, rule)
   end
   if type(value) == "boolean" or value == nil then
     return tostring(value)
+  end
+  if type(value) == "table" and #value > 0 and #value <= 8 then -- a short array, e.g. a box
+    local items = {}
+    for i = 1, #value do
+      local v = value[i]
+      items[i] = (type(v) == "number" or type(v) == "boolean") and show(v) or "a " .. type(v)
+    end
+    return "{" .. table.concat(items, ", ") .. "}"
   end
   return "a " .. type(value)
 end

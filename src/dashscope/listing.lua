@@ -49,7 +49,8 @@ local function checked(self, method, filter, level)
   if type(self) ~= "table" or not self._transport then
     check.fail(method, "call it as client:" .. method .. "(...)", level + 1)
   end
-  return check.fields(FILTER, filter or {}, method, level + 1)
+  local f = check.fields(FILTER, filter or {}, method, level + 1)
+  return f -- not a tail call: the levels above count this frame
 end
 
 --- client:tasks(filter): one page of the task list: { total, data, page_no, page_size,

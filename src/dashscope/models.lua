@@ -3,6 +3,7 @@
 --
 -- A model: method name -> {
 --   model = service model name,
+--   doc = what it does, in one line (help texts, docs),
 --   kind = "detect" for a synchronous pre-check (protocol.md §7; answers a table, submits nothing),
 --   fixed = { parameters = {...} } sent as they are (not fields the caller gives),
 --   detect = { method = detector, fills = { field = output key } }: when every field it fills is
@@ -30,6 +31,7 @@ local models = {}
 
 models.videoretalk = {
   model = "videoretalk",
+  doc = "lip-sync a video to new audio",
   parameters = true,
   fields = {
     { name = "video_url", where = "input", type = "url", required = true,
@@ -47,6 +49,7 @@ models.videoretalk = {
 
 models.emoji = {
   model = "emoji-v1",
+  doc = "animate a face photo with an expression template",
   fields = {
     { name = "image_url", where = "input", type = "url", required = true,
       doc = "a frontal portrait that passed emoji-detect-v1: 400-7000 px per side, <= 10 MB" },
@@ -62,6 +65,7 @@ models.emoji = {
 
 models.liveportrait = {
   model = "liveportrait",
+  doc = "animate a portrait photo from speech audio",
   result = "output.results.video_url",
   parameters = true,
   fields = {
@@ -87,6 +91,7 @@ models.liveportrait = {
 models.liveportrait_detect = {
   model = "liveportrait-detect",
   kind = "detect",
+  doc = "check that a portrait suits liveportrait",
   fields = {
     { name = "image_url", where = "input", type = "url", required = true,
       doc = "the portrait to check for liveportrait: jpeg/jpg/png/bmp/webp, < 10 MB, aspect <= 2, longest side <= 4096 px" },
@@ -96,6 +101,7 @@ models.liveportrait_detect = {
 models.emoji_detect = {
   model = "emoji-detect-v1",
   kind = "detect",
+  doc = "check a face photo for emoji-v1 and find its boxes",
   fixed = { parameters = { ratio = "1:1" } },
   fields = {
     { name = "image_url", where = "input", type = "url", required = true,

@@ -245,7 +245,8 @@ end
 --- Streams the video to `path` (complete or absent): the path, or nil and err. See download.lua.
 function Task:download(path, opts)
   open_client(self, "download")
-  return require("dashscope.download").run(self, path, opts)
+  local done, err = require("dashscope.download").run(self, path, opts)
+  return done, err -- not a tail call: download.run's error levels count this frame
 end
 
 --- Where the task stands, as far as this client knows: { status, elapsed (seconds since the
