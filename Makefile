@@ -72,11 +72,23 @@ BUILD_PKGS = gcc libc6-dev make pkg-config libcurl4-openssl-dev
 RUN_PKGS   = $(call lua_pkgs,$(LUA_VERSION)) lua-cjson ca-certificates python3 curl
 TEST_PKGS  = lua-busted lua-socket luarocks valgrind neovim nginx libnginx-mod-http-lua
 
+# Static checks, each configured by its own file: .luacheckrc (Lua sources, specs, examples, bench,
+# scripts, annotations, the CLI), .cppcheck-suppressions and .clang-tidy (src/*.c).
+LINT_PKGS = lua-check cppcheck clang-tidy
+LINT_CFLAGS = -std=c99 -D_POSIX_C_SOURCE=200809L $(LUA_CFLAGS) $(CURL_CFLAGS)
+lint:
+	@sh scripts/deps.sh $(call quote,$(BUILD_PKGS) $(call lua_pkgs,$(LUA_VERSION)) $(LINT_PKGS))
+	luacheck --no-color -q src/dashscope spec examples bench scripts types bin/dashscope
+	cppcheck --quiet --error-exitcode=1 --enable=warning,style,performance,portability --std=c99 \
+	  --inline-suppr --suppressions-list=.cppcheck-suppressions -Isrc src/*.c
+	clang-tidy --quiet $(C_SRC) -- $(LINT_CFLAGS) -w
+	@echo "lint: clean"
+
 # The generated tables of docs/reference.md, from the contracts in src/dashscope/.
 docs: all
 	@$(RUN_ENV) $(LUA) scripts/gen-reference.lua docs/reference.md
 
-.PHONY: docs all install uninstall clean deps deps-test demo test test-one check valgrind valgrind-run bench
+.PHONY: docs all install uninstall clean deps deps-test demo test test-one check valgrind valgrind-run bench lint
 
 all: $(BUILD)/dashscope.so $(LUA_OUT)
 
