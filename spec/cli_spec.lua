@@ -13,19 +13,7 @@ local function quote(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end
 
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local text = f:read("*a")
-  f:close()
-  return text
-end
-
-local function write(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
+local read, write = helper.read_file, helper.write_file
 
 -- A shell command's output; `echo $?` at its end gives the status on every Lua (5.1's
 -- os.execute returns a number, 5.2+ three values, and a popen'ed file's close says nothing on 5.1).

@@ -12,9 +12,7 @@ local function temp_file(name, bytes)
   os.remove(dir)
   assert(os.execute("mkdir -p '" .. dir .. "'"))
   local path = dir .. "/" .. name
-  local f = assert(io.open(path, "wb"))
-  f:write(bytes or string.rep("x", 2048))
-  f:close()
+  helper.write_file(path, bytes or string.rep("x", 2048))
   scratch[#scratch + 1] = dir
   return path, dir
 end
@@ -23,13 +21,7 @@ local function cleanup()
   scratch = {}
 end
 
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local read = helper.read_file
 
 local function by_kind(kind)
   local out = {}

@@ -80,6 +80,22 @@ function helper.client(opts)
   return dashscope.new(o)
 end
 
+--- A file's whole content, or nil when it cannot be read.
+function helper.read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local text = f:read("*a")
+  f:close()
+  return text
+end
+
+--- Writes `text` to `path` (raises when it cannot).
+function helper.write_file(path, text)
+  local f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
+end
+
 --- Runs `fn` and returns the error message it raised (fails if it did not raise).
 function helper.raises(fn)
   local ok, err = pcall(fn)
