@@ -174,6 +174,109 @@ valgrind: deps-test
 valgrind-run:
 	@DASHSCOPE_UNDER_VALGRIND=1 $(RUN_ENV) sh spec/with-server $(VALGRIND) $(LUA) `command -v $(BUSTED)` --ignore-lua -o $(BUSTED_OUTPUT) $(BUSTED_FLAGS) spec
 
+# ---- sanitizers and fuzzing (issue 5; fuzz/README.md) -----------------------------------------------
+#   make asan       the whole suite, Lua 5.4 only, against a clang build of the module under
+#                   AddressSanitizer, UndefinedBehaviorSanitizer and LeakSanitizer (into build/asan)
+#   make fuzz       builds the libFuzzer harnesses of fuzz/ and runs each for FUZZ_SECONDS (30) from its
+#                   seed corpus (fuzz/corpus/NAME); what they find goes to fuzz/artifacts/
+#   make fuzz-long  the same, an hour each (FUZZ_SECONDS=3600)
+.PHONY: deps-san asan asan-run fuzz fuzz-build fuzz-run fuzz-long
+
+CLANG    ?= clang
+# clang, its sanitizer and libFuzzer runtimes (--no-install-recommends leaves them out), and
+# llvm-symbolizer, which turns ASan's stacks into file:line.
+SAN_PKGS  = clang libclang-rt-dev llvm
+SAN_FLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -g -O1
+ASAN_RT   = $(shell $(CLANG) -print-file-name=libclang_rt.asan-x86_64.so 2>/dev/null)
+
+deps-san:
+	@sh scripts/deps.sh $(call quote,$(BUILD_PKGS) $(RUN_PKGS) $(call lua_pkgs,5.4) $(TEST_PKGS) $(SAN_PKGS))
+
+# A module loaded into an uninstrumented lua5.4 needs ASan's runtime first in the process: it links
+# against the shared runtime (-shared-libasan) and runs with it preloaded (fuzz/asan-lua). -z nodelete
+# keeps its symbols for the leak report made after lua_close has unloaded it.
+ASAN_LUA = LUA_VERSION=5.4 LUA=lua5.4 LUA_PC=lua5.4 BUILD=$(call lua_build,5.4)/asan
+asan: deps-san
+	@$(MAKE) --no-print-directory all $(ASAN_LUA) CC=$(CLANG) CFLAGS="$(SAN_FLAGS)" \
+	  LDFLAGS="$(LDFLAGS) -fsanitize=address,undefined -shared-libasan -Wl,-rpath,$(dir $(ASAN_RT)) -Wl,-z,nodelete"
+	@$(MAKE) --no-print-directory asan-run $(ASAN_LUA)
+
+$(BUILD)/asan-preload.so: fuzz/asan-preload.c
+	@mkdir -p $(dir $@)
+	$(CLANG) -shared -fPIC -O1 -o $@ $<
+
+# busted runs inside the preloaded interpreter, as under valgrind, and so does every lua5.4 a spec
+# starts: build/asan/bin/lua5.4 (fuzz/asan-lua) comes first on PATH. No other process gets the
+# runtime (fuzz/asan-preload.c says why; luarocks: fuzz/asan-lua); the test server is started
+# before any of this.
+# DASHSCOPE_UNDER_VALGRIND is not set: ASan slows our C code about 2x, not the interpreter, so no
+# spec needs to skip or stretch anything. LeakSanitizer runs at the interpreter's exit, after
+# busted's lua_close has run every finalizer; fuzz/lsan.supp lists what is not ours, and why.
+# verify_asan_link_order=0 is for the one process that loads the module without the preload: the
+# launcher luarocks writes for the CLI (spec/build_spec.lua) execs /usr/bin/lua5.4 by its full path;
+# there the runtime comes in late, with the module (-rpath), and checks that process's stack and
+# globals but not its heap.
+ASAN_ENV = ASAN_LUA_REAL="$$(command -v $(LUA))" ASAN_PRELOAD="$(ASAN_RT) $(CURDIR)/$(BUILD)/asan-preload.so" \
+  ASAN_PATH_REST="$$PATH" PATH="$(CURDIR)/$(BUILD)/bin:$$PATH" \
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1:check_initialization_order=1:verify_asan_link_order=0 \
+  LSAN_OPTIONS=suppressions=$(CURDIR)/fuzz/lsan.supp:print_suppressions=0 \
+  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+asan-run: $(BUILD)/asan-preload.so
+	@mkdir -p $(BUILD)/bin && for f in $(LUA) luarocks; do ln -sf $(CURDIR)/fuzz/asan-lua $(BUILD)/bin/$$f; done
+	@echo "== busted under $(LUA) with ASan, UBSan and LSan ($(BUILD))"
+	@$(RUN_ENV) sh spec/with-server env $(ASAN_ENV) \
+	  $(BUILD)/bin/$(LUA) `command -v $(BUSTED)` --ignore-lua -o $(BUSTED_OUTPUT) $(BUSTED_FLAGS) spec
+
+# Each harness is fuzz/NAME_fuzz.c; response_fuzz links the module's C sources and lua5.4 and runs
+# the Lua layer from src/ (see fuzz/README.md). The corpus a run grows lives in build/fuzz/corpus/NAME;
+# the seeds in fuzz/corpus/NAME are only read.
+FUZZ_SECONDS ?= 30
+FUZZ_NAMES   ?= headers response
+FUZZ_BUILD    = build/fuzz
+FUZZ_FLAGS    = -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer \
+  -g -O1 -std=c99 -D_POSIX_C_SOURCE=200809L -Isrc $(WARN)
+FUZZ_LUA_PC   = lua5.4
+FUZZ_ARGS    ?=
+FUZZ_ENV      = ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+fuzz: deps-san
+	@$(MAKE) --no-print-directory fuzz-build
+	@$(MAKE) --no-print-directory fuzz-run
+
+fuzz-build: $(foreach n,$(FUZZ_NAMES),$(FUZZ_BUILD)/$(n)_fuzz)
+
+$(FUZZ_BUILD)/headers_fuzz: fuzz/headers_fuzz.c src/headers.c src/headers.h Makefile
+	@mkdir -p $(dir $@)
+	$(CLANG) $(FUZZ_FLAGS) -o $@ fuzz/headers_fuzz.c src/headers.c
+
+$(FUZZ_BUILD)/response_fuzz: fuzz/response_fuzz.c $(C_SRC) $(C_HDR) Makefile
+	@mkdir -p $(dir $@)
+	$(CLANG) $(FUZZ_FLAGS) -DFUZZ_ROOT='"$(CURDIR)"' $(shell $(PKG_CONFIG) --cflags $(FUZZ_LUA_PC)) $(CURL_CFLAGS) \
+	  -o $@ fuzz/response_fuzz.c $(C_SRC) $(shell $(PKG_CONFIG) --libs $(FUZZ_LUA_PC)) $(CURL_LIBS)
+
+# Every harness runs, one after the other, with the flags of fuzz/NAME.options, if any; one that
+# finds something fails the target once all have run. Each run's whole log is build/fuzz/NAME.log;
+# shown here: its start and end, and any finding.
+fuzz-run:
+	@mkdir -p fuzz/artifacts; status=0; \
+	for n in $(FUZZ_NAMES); do \
+	  mkdir -p $(FUZZ_BUILD)/corpus/$$n; \
+	  echo "== fuzz $$n for $(FUZZ_SECONDS) s"; \
+	  if $(FUZZ_ENV) $(FUZZ_BUILD)/$${n}_fuzz -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 \
+	       -artifact_prefix=fuzz/artifacts/$$n- -dict=fuzz/$$n.dict \
+	       `grep -v '^#' fuzz/$$n.options 2>/dev/null` $(FUZZ_ARGS) \
+	       $(FUZZ_BUILD)/corpus/$$n fuzz/corpus/$$n > $(FUZZ_BUILD)/$$n.log 2>&1; then \
+	    grep -E '^#[0-9]+[[:space:]]+(INITED|DONE)|^stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb)' \
+	      $(FUZZ_BUILD)/$$n.log; \
+	  else \
+	    status=1; echo "fuzz $$n: a finding (or a broken harness); the end of $(FUZZ_BUILD)/$$n.log:"; \
+	    tail -n 80 $(FUZZ_BUILD)/$$n.log; \
+	  fi; \
+	done; exit $$status
+
+fuzz-long:
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=3600
+# ---- end of sanitizers and fuzzing ------------------------------------------------------------------
+
 # The benchmark (not a test): runs the workloads of bench/README.md against the local server, prints a
 # table and writes it to bench/results.md. Several minutes; BENCH_ARGS="--scale 0.1" for a quick run.
 BENCH_ARGS ?=

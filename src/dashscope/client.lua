@@ -91,7 +91,8 @@ local function has_oss_url(value)
 end
 
 local function submit_shape(body)
-  if type(body.output) ~= "table" or type(body.output.task_id) ~= "string" then
+  if type(body.output) ~= "table" or type(body.output.task_id) ~= "string"
+     or not body.output.task_id:find("^[%w%-_]+$") then
     return nil, "no output.task_id"
   end
   return true
@@ -117,7 +118,8 @@ function Client:_submit(model, input, parameters)
       if not body then return end
       -- Followed from the answer on, whoever waits for it later, and known before the call
       -- returns (so the after-run hooks, an event loop's re-sync, see it).
-      t = task.new(self, body.output.task_id, model, body.request_id, body.output.task_status, core.now())
+      t = task.new(self, body.output.task_id, model, type(body.request_id) == "string" and body.request_id or nil,
+        body.output.task_status, core.now())
       self:_track(t)
     end,
   }

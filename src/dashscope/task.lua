@@ -49,7 +49,8 @@ end
 function task.new(client, id, model, request_id, status, submitted)
   return setmetatable({
     id = id, model = model, request_id = request_id,
-    _client = client, _status = status or "PENDING", _polls = 0,
+    -- a submit answer's status is taken only if it is a string (the fuzzer sent a table)
+    _client = client, _status = type(status) == "string" and status or "PENDING", _polls = 0,
     _submitted_local = submitted, _watchers = {},
   }, Task)
 end
