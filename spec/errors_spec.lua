@@ -67,6 +67,13 @@ describe("an error", function()
     assert.are.equal(404, err.status)
   end)
 
+  it("ignores a Retry-After it cannot read, even a date os.time cannot take (a fuzzer's find)", function()
+    local http = require("dashscope.http")
+    assert.are.equal(5, http.retry_after("5"))
+    assert.is_nil(http.retry_after("Mon, 01 Jan 99999999999 00:00:00 GMT"))
+    assert.is_nil(http.retry_after("soon"))
+  end)
+
   it("429 on submit is retried, honouring Retry-After, and creates one task", function()
     helper.faults { { match = "submit", kind = "status", status = 429, code = "Throttling.RateQuota",
                       message = "Requests rate limit exceeded, please try again later.", retry_after = "0",

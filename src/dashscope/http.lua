@@ -58,7 +58,7 @@ function http.retry_after(value)
     return secs
   end
   local d, mon, y, h, mi, s = value:match("%a+, (%d+) (%a+) (%d+) (%d+):(%d+):(%d+) GMT")
-  if not d or not MONTHS[mon] then
+  if not d or not MONTHS[mon] or #y ~= 4 then -- a year os.time cannot take raises (the fuzzer's find)
     return nil
   end
   local when = { year = tonumber(y), month = MONTHS[mon], day = tonumber(d),
@@ -66,7 +66,11 @@ function http.retry_after(value)
   -- os.time reads local time: correct by the local offset of the same instant.
   local now = os.time()
   local offset = os.time(os.date("!*t", now)) - now
-  return math.max(0, os.time(when) - offset - now)
+  local ok, at = pcall(os.time, when)
+  if not ok or not at then
+    return nil
+  end
+  return math.max(0, at - offset - now)
 end
 
 local function failure(kind, terr, scrub)
