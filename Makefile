@@ -180,7 +180,7 @@ valgrind-run:
 #   make fuzz       builds the libFuzzer harnesses of fuzz/ and runs each for FUZZ_SECONDS (30) from its
 #                   seed corpus (fuzz/corpus/NAME); what they find goes to fuzz/artifacts/
 #   make fuzz-long  the same, an hour each (FUZZ_SECONDS=3600)
-.PHONY: deps-san asan asan-run fuzz fuzz-build fuzz-run fuzz-long
+.PHONY: deps-san deps-fuzz asan asan-run fuzz fuzz-build fuzz-run fuzz-long
 
 CLANG    ?= clang
 # clang, its sanitizer and libFuzzer runtimes (--no-install-recommends leaves them out), and
@@ -189,12 +189,16 @@ SAN_PKGS  = clang libclang-rt-dev llvm
 SAN_FLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -g -O1
 ASAN_RT   = $(shell $(CLANG) -print-file-name=libclang_rt.asan-x86_64.so 2>/dev/null)
 
+# make asan runs the suite (its packages, Lua 5.4's); make fuzz only builds against Lua 5.4 and cjson.
 deps-san:
 	@sh scripts/deps.sh $(call quote,$(BUILD_PKGS) $(RUN_PKGS) $(call lua_pkgs,5.4) $(TEST_PKGS) $(SAN_PKGS))
 
+deps-fuzz:
+	@sh scripts/deps.sh $(call quote,$(BUILD_PKGS) $(call lua_pkgs,5.4) lua-cjson $(SAN_PKGS))
+
 # A module loaded into an uninstrumented lua5.4 needs ASan's runtime first in the process: it links
 # against the shared runtime (-shared-libasan) and runs with it preloaded (fuzz/asan-lua). -z nodelete
-# keeps its symbols for the leak report made after lua_close has unloaded it.
+# keeps it loaded through lua_close, so that a leak report, made at exit, can name its functions.
 ASAN_LUA = LUA_VERSION=5.4 LUA=lua5.4 LUA_PC=lua5.4 BUILD=$(call lua_build,5.4)/asan
 asan: deps-san
 	@$(MAKE) --no-print-directory all $(ASAN_LUA) CC=$(CLANG) CFLAGS="$(SAN_FLAGS)" \
@@ -209,16 +213,17 @@ $(BUILD)/asan-preload.so: fuzz/asan-preload.c
 # starts: build/asan/bin/lua5.4 (fuzz/asan-lua) comes first on PATH. No other process gets the
 # runtime (fuzz/asan-preload.c says why; luarocks: fuzz/asan-lua); the test server is started
 # before any of this.
-# DASHSCOPE_UNDER_VALGRIND is not set: ASan slows our C code about 2x, not the interpreter, so no
-# spec needs to skip or stretch anything. LeakSanitizer runs at the interpreter's exit, after
-# busted's lua_close has run every finalizer; fuzz/lsan.supp lists what is not ours, and why.
+# DASHSCOPE_UNDER_VALGRIND is not set: ASan slows our C code (about 2x) and malloc, not the
+# interpreter, so no spec needs to skip or stretch anything. LeakSanitizer runs at the interpreter's
+# exit, after busted's lua_close has run every finalizer; leaks that are not ours would be listed in
+# fuzz/lsan.supp (none are: it says why).
 # verify_asan_link_order=0 is for the one process that loads the module without the preload: the
 # launcher luarocks writes for the CLI (spec/build_spec.lua) execs /usr/bin/lua5.4 by its full path;
 # there the runtime comes in late, with the module (-rpath), and checks that process's stack and
 # globals but not its heap.
 ASAN_ENV = ASAN_LUA_REAL="$$(command -v $(LUA))" ASAN_PRELOAD="$(ASAN_RT) $(CURDIR)/$(BUILD)/asan-preload.so" \
   ASAN_PATH_REST="$$PATH" PATH="$(CURDIR)/$(BUILD)/bin:$$PATH" \
-  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1:check_initialization_order=1:verify_asan_link_order=0 \
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1:verify_asan_link_order=0 \
   LSAN_OPTIONS=suppressions=$(CURDIR)/fuzz/lsan.supp:print_suppressions=0 \
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 asan-run: $(BUILD)/asan-preload.so
@@ -238,7 +243,7 @@ FUZZ_FLAGS    = -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefi
 FUZZ_LUA_PC   = lua5.4
 FUZZ_ARGS    ?=
 FUZZ_ENV      = ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-fuzz: deps-san
+fuzz: deps-fuzz
 	@$(MAKE) --no-print-directory fuzz-build
 	@$(MAKE) --no-print-directory fuzz-run
 

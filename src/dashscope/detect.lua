@@ -12,8 +12,14 @@ local detect = {}
 local PATH = "/services/aigc/image2video/face-detect"
 local OSS_HEADER = "X-DashScope-OssResourceResolve: enable"
 
+-- Four finite numbers (an infinite one would not even encode into the next request).
 local function is_box(v)
-  return type(v) == "table" and #v == 4
+  if type(v) ~= "table" or #v ~= 4 then return false end
+  for i = 1, 4 do
+    local n = v[i]
+    if type(n) ~= "number" or n ~= n or n == math.huge or n == -math.huge then return false end
+  end
+  return true
 end
 
 -- The documented answers: { pass, message } (liveportrait-detect), { bbox_face, ext_bbox_face }

@@ -100,7 +100,7 @@ function download.run(t, path, opts)
   if got then got:close() end
   if expected and size ~= expected then
     os.remove(tmp)
-    return fail("NetworkError", string.format("the video came short: %s of %d bytes", tostring(size), expected), t)
+    return fail("NetworkError", string.format("the video came short: %s of %s bytes", tostring(size), tostring(expected)), t)
   end
   local renamed, rerr = os.rename(tmp, path)
   if not renamed then

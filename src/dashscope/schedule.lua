@@ -39,8 +39,10 @@ function schedule.parse_time(text)
   local base = hours[day_hour]
   if base == nil then
     local y, mo, d, h = day_hour:match("^(%d+)%-(%d+)%-(%d+)[ T](%d+)$")
-    base = os.time { year = tonumber(y), month = tonumber(mo), day = tonumber(d),
-                     hour = tonumber(h), min = 0, sec = 0, isdst = false } or false
+    -- pcall: a year os.time cannot take raises (a fuzzer's find); such a time is no time
+    local ok, at = pcall(os.time, { year = tonumber(y), month = tonumber(mo), day = tonumber(d),
+                                    hour = tonumber(h), min = 0, sec = 0, isdst = false })
+    base = ok and at or false
     if hours_kept > 64 then hours, hours_kept = {}, 0 end
     hours[day_hour], hours_kept = base, hours_kept + 1
   end

@@ -265,7 +265,7 @@ function S:_listed(lane, due, listed, err)
       lane:ask_at(t, at)
     else
       t:_asked(at)
-      t:_heard(status)
+      t:_heard(type(status) == "string" and status or t:status())
       self:_answered(t, nil, nil)
     end
   end

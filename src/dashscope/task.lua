@@ -111,8 +111,8 @@ function Task:outcome()
   end
   local e = { task_id = self.id, request_id = r and r.request_id }
   if status == "FAILED" then
-    e.code = r and r.code or "TaskFailed"
-    e.message = r and r.message or "the task failed"
+    e.code = r and type(r.code) == "string" and r.code or "TaskFailed"
+    e.message = r and type(r.message) == "string" and r.message or "the task failed"
   elseif status == "CANCELED" then
     e.code, e.message = "TaskCanceled", "the task was canceled"
   else
