@@ -79,17 +79,6 @@ Client.__close = Client.close
 
 local SUBMIT_PATH = "/services/aigc/image2video/video-synthesis"
 
-local function has_oss_url(value)
-  if type(value) == "string" then
-    return value:find("^oss://") ~= nil
-  elseif type(value) == "table" then
-    for _, v in pairs(value) do
-      if has_oss_url(v) then return true end
-    end
-  end
-  return false
-end
-
 local function submit_shape(body)
   if type(body.output) ~= "table" or type(body.output.task_id) ~= "string"
      or not body.output.task_id:find("^[%w%-_]+$") then
@@ -105,10 +94,7 @@ function Client:_submit(model, input, parameters)
   if uploaded == nil then
     return nil, uerr
   end
-  local headers = { "X-DashScope-Async: enable" }
-  if has_oss_url(input) then
-    headers[#headers + 1] = "X-DashScope-OssResourceResolve: enable"
-  end
+  local headers = { "X-DashScope-Async: enable", files.oss_header(input) }
   local t
   local _, err = self:_call {
     method = "POST", path = SUBMIT_PATH, kind = "submit", headers = headers, expect = submit_shape,

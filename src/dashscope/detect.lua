@@ -10,7 +10,6 @@ local json = require("dashscope.json")
 local detect = {}
 
 local PATH = "/services/aigc/image2video/face-detect"
-local OSS_HEADER = "X-DashScope-OssResourceResolve: enable"
 
 -- Four finite numbers (an infinite one would not even encode into the next request).
 local function is_box(v)
@@ -56,10 +55,7 @@ function detect.run(client, contract, input)
   if uploaded == nil then
     return nil, err
   end
-  local headers
-  for _, v in pairs(input) do
-    if type(v) == "string" and v:find("^oss://") then headers = { OSS_HEADER } end
-  end
+  local headers = { files.oss_header(input) }
   local body
   body, err = client:_call {
     method = "POST", path = PATH, kind = "detect", headers = headers, expect = shape,

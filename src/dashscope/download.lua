@@ -4,6 +4,7 @@
 -- host gets no Authorization header and no key (http.lua sends those to the service only).
 local check = require("dashscope.check")
 local errors = require("dashscope.errors")
+local files = require("dashscope.files")
 local http = require("dashscope.http")
 
 local download = {}
@@ -48,12 +49,8 @@ local function fetch(client, url, tmp, o)
   if call.err then
     return nil, call.err
   end
-  if o.on_progress then
-    local size = io.open(tmp, "rb")
-    local bytes = size and size:seek("end")
-    if size then size:close() end
-    if bytes and bytes ~= last_done then o.on_progress(bytes, bytes) end
-  end
+  local bytes = o.on_progress and files.size(tmp)
+  if bytes and bytes ~= last_done then o.on_progress(bytes, bytes) end
   return call.body_value
 end
 
@@ -95,9 +92,7 @@ function download.run(t, path, opts)
     return nil, ferr
   end
   local expected = tonumber(resp.headers and resp.headers["content-length"])
-  local got = io.open(tmp, "rb")
-  local size = got and got:seek("end")
-  if got then got:close() end
+  local size = files.size(tmp)
   if expected and size ~= expected then
     os.remove(tmp)
     return fail("NetworkError", string.format("the video came short: %s of %s bytes", tostring(size), tostring(expected)), t)

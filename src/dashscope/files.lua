@@ -50,6 +50,34 @@ function files.open(path)
   return setmetatable({ path = path, size = size, name = name }, LocalFile)
 end
 
+--- The bytes in the file at `path`, or nil when it cannot be opened.
+function files.size(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local size = f:seek("end")
+  f:close()
+  return size
+end
+
+local OSS_HEADER = "X-DashScope-OssResourceResolve: enable"
+
+local function has_oss_url(value)
+  if type(value) == "string" then
+    return value:find("^oss://") ~= nil
+  elseif type(value) == "table" then
+    for _, v in pairs(value) do
+      if has_oss_url(v) then return true end
+    end
+  end
+  return false
+end
+
+--- The header a request whose `input` names an oss:// URL anywhere must carry (protocol.md §8.4),
+--- or nil.
+function files.oss_header(input)
+  return has_oss_url(input) and OSS_HEADER or nil
+end
+
 --- True for the values files.open makes.
 function files.is_local(value)
   return getmetatable(value) == LocalFile

@@ -237,7 +237,8 @@ function S:_list(lane, due, start_time)
         lane.model, start_time, no, LIST_PAGE),
       on_done = function(body, err)
         for _, item in ipairs(body and body.data or {}) do
-          if type(item) == "table" and wanted[item.task_id] and not listed[item.task_id] then
+          if type(item) == "table" and type(item.status) == "string" -- an unreadable status: not placed
+             and wanted[item.task_id] and not listed[item.task_id] then
             listed[item.task_id] = item.status
             unplaced = unplaced - 1
           end
@@ -265,7 +266,7 @@ function S:_listed(lane, due, listed, err)
       lane:ask_at(t, at)
     else
       t:_asked(at)
-      t:_heard(type(status) == "string" and status or t:status())
+      t:_heard(status)
       self:_answered(t, nil, nil)
     end
   end
