@@ -1,68 +1,230 @@
--- The two locations of examples/openresty/nginx.conf. One dashscope client per worker, made on
--- the first /job (ngx.sleep, its `sleep`, works only inside a request). Every wait of the client,
--- the submit's included, yields the request through ngx.sleep, so the worker goes on serving other
--- requests (/ping) while a job runs.
+-- The locations of examples/openresty/nginx.conf: POST or GET /job submits a LivePortrait job and
+-- answers 202 at once; GET /job/<task_id> answers where the job stands; GET /ping answers at once.
+--
+-- Every argument comes from the network, so the handler trusts none of it: the URL arguments must
+-- be remote http(s):// URLs, checked here before the client is called (a bare path such as
+-- /etc/passwd would otherwise name a file of this server); anything the client still refuses
+-- (it raises on misuse) becomes a 400 too, with the message's Lua position cut off. Nothing this
+-- file answers carries the API key.
+--
+-- One dashscope client per worker, made on the first request that needs it (ngx.sleep, its
+-- `sleep`, works only inside a request). Every wait of the client yields the request through
+-- ngx.sleep, so the worker goes on serving other requests (/ping) meanwhile.
 local dashscope = require("dashscope")
 local cjson = require("cjson.safe")
 
 local handler = {}
 
-local client -- this worker's
+local MAX_URL = 2048          -- bytes of one URL argument
+local MAX_WAIT = 60           -- seconds GET /job/<id>?wait=N may hold its request
+local MAX_KNOWN = 1024        -- tasks this worker submitted and remembers (for GET /job/<id>)
+local MODEL = "liveportrait"
 
-local function reply(status, body)
+local client                  -- this worker's
+local known, known_order = {}, {} -- task id -> task handle, and the ids oldest first
+
+-- The key as the workers see it (nginx.conf passes DASHSCOPE_API_KEY through), only to make sure
+-- no text this file answers carries it, whatever produced that text.
+local KEY = os.getenv("DASHSCOPE_API_KEY")
+
+local function scrub(s)
+  if type(s) ~= "string" then return s end
+  if KEY and #KEY >= 8 then
+    local from = 1
+    while true do
+      local i, j = s:find(KEY, from, true)
+      if not i then break end
+      s = s:sub(1, i - 1) .. "<api key>" .. s:sub(j + 1)
+      from = i + #"<api key>"
+    end
+  end
+  return s
+end
+
+local function reply(status, body, headers)
   ngx.status = status
   ngx.header["Content-Type"] = "application/json"
+  ngx.header["Cache-Control"] = "no-store" -- result URLs are signed: nothing here is to be cached
+  for name, value in pairs(headers or {}) do ngx.header[name] = value end
   ngx.say(cjson.encode(body))
 end
 
-local function error_body(err, statuses)
-  return { error = { code = err.code, message = err.message, status = err.status,
-                     request_id = err.request_id, task_id = err.task_id,
-                     retryable = err.retryable }, statuses = statuses }
+local function refuse(parameter, message)
+  return reply(400, { error = { code = "InvalidParameter", parameter = parameter, message = message } })
 end
 
---- GET /job?image_url=...&audio_url=...[&template_id=...][&timeout=seconds]: submits a LivePortrait
---- job, waits for its end and answers the result (200) or the error (400 for a refused field, 502
---- for a failure of the service or the network).
+-- An error value of the client as JSON (its fields never carry the key; scrubbed once more anyway).
+local function error_body(err)
+  return { error = { code = scrub(err.code), message = scrub(err.message), status = err.status,
+                     request_id = scrub(err.request_id), task_id = scrub(err.task_id),
+                     retryable = err.retryable } }
+end
+
+-- Why `v` is not a URL the service may fetch for us, or nil when it is one. Only http:// and
+-- https://: a bare path, file:// or ~ names a file of this server, and oss:// names a file uploaded
+-- by this account (someone else's upload, for a caller who learned its name).
+local function not_remote(v)
+  if #v > MAX_URL then
+    return "must be at most " .. MAX_URL .. " bytes"
+  end
+  if v:find("[%c%s]") then
+    return "must not contain spaces or control characters"
+  end
+  local scheme, rest = v:match("^(%a[%w+.%-]*)://(.*)$")
+  scheme = scheme and scheme:lower()
+  if scheme ~= "http" and scheme ~= "https" then
+    return "must be an http:// or https:// URL (local files and other schemes are refused)"
+  end
+  local authority = rest:match("^[^/?#]*")
+  if authority == "" then
+    return "must name a host"
+  end
+  if authority:find("@", 1, true) then
+    return "must not carry a user name or password"
+  end
+  return nil
+end
+
+-- This worker's client, or nil after answering 500 (no API key, most likely: the reason goes to the
+-- error log, not to the caller).
+local function get_client()
+  if client then return client end
+  local ok, c = pcall(dashscope.new, { sleep = ngx.sleep })
+  if not ok then
+    ngx.log(ngx.ERR, "dashscope.new: ", scrub(tostring(c)))
+    reply(500, { error = { code = "ServerMisconfigured",
+                           message = "the service client could not be made (see the server's error log)" } })
+    return nil
+  end
+  client = c
+  return client
+end
+
+local function remember(task)
+  if known[task.id] then return end
+  known[task.id] = task
+  known_order[#known_order + 1] = task.id
+  if #known_order > MAX_KNOWN then
+    known[table.remove(known_order, 1)] = nil
+  end
+end
+
+-- The arguments /job takes, and whether each is a URL.
+local JOB_ARGS = { image_url = true, audio_url = true, template_id = false }
+
+--- POST or GET /job?image_url=https://...&audio_url=https://...[&template_id=calm]: submits a
+--- LivePortrait job and answers 202 with its id and where to ask about it (Location: /job/<id>),
+--- without waiting for it to run; 400 for a refused argument (nothing is sent), 502 when the
+--- service or the network failed (the error says when the job may exist all the same).
 function handler.job()
-  local args = ngx.req.get_uri_args()
-  if type(args.image_url) ~= "string" or type(args.audio_url) ~= "string" then
-    return reply(400, { error = { code = "BadRequest",
-                                  message = "give image_url and audio_url as query arguments" } })
+  local method = ngx.req.get_method()
+  if method ~= "POST" and method ~= "GET" then
+    return reply(405, { error = { code = "MethodNotAllowed", message = "use POST (or GET) /job" } },
+                 { Allow = "POST, GET" })
   end
-  if not client then
-    local ok, c = pcall(dashscope.new, { sleep = ngx.sleep })
-    if not ok then -- no API key, most likely
-      ngx.log(ngx.ERR, "dashscope.new: ", c)
-      return reply(500, { error = { code = "ClientError", message = tostring(c) } })
+  local args, truncated = ngx.req.get_uri_args(8)
+  if truncated then
+    return refuse(nil, "too many arguments (give image_url, audio_url and optionally template_id)")
+  end
+  for name, value in pairs(args) do
+    if JOB_ARGS[name] == nil then
+      return refuse(name, "unknown argument (give image_url, audio_url and optionally template_id)")
     end
-    client = c
+    if type(value) ~= "string" then
+      return refuse(name, "must be given once, with a value")
+    end
   end
-  -- A field the contract refuses raises (before anything is sent): a 400 with its message. The
-  -- pcall may be yielded across: LuaJIT allows it.
+  for _, name in ipairs { "image_url", "audio_url" } do
+    if not args[name] then
+      return refuse(name, "is required")
+    end
+    local why = not_remote(args[name])
+    if why then
+      return refuse(name, name .. " " .. why)
+    end
+  end
+  if not get_client() then return end
+  -- The client checks every field again and raises on what its contract refuses, before a byte is
+  -- sent (a template_id it does not know, a URL it will not take): a 400 with its message. The
+  -- pcall may be yielded across (ngx.sleep while the submit waits): LuaJIT allows it.
   local ok, task, err = pcall(client.liveportrait, client, {
     image_url = args.image_url, audio_url = args.audio_url, template_id = args.template_id,
   })
   if not ok then
-    return reply(400, { error = { code = "InvalidParameter", message = tostring(task) } })
+    local message = scrub(tostring(task))
+    ngx.log(ngx.INFO, "refused: ", message)
+    -- "…/handler.lua:123: liveportrait: field ..." -> "liveportrait: field ..."; one line, short
+    message = message:gsub("^[^\n]-:%d+: ", ""):match("^[^\n]*"):sub(1, 300)
+    local field = message:match("field '([%w_]+)'")
+    return reply(400, { error = { code = "InvalidParameter", parameter = field, message = message } })
   end
   if not task then
     return reply(502, error_body(err))
   end
-  local statuses = {}
-  local result
-  result, err = task:wait {
-    timeout = tonumber(args.timeout),
-    on_status = function(_, status) statuses[#statuses + 1] = status end,
-  }
-  if not result then
-    return reply(502, error_body(err, statuses))
+  remember(task)
+  local location = "/job/" .. task.id
+  return reply(202, { task_id = task.id, status = task:status(), status_url = location,
+                      request_id = task.request_id }, { Location = location })
+end
+
+-- What GET /job/<id> answers about a task: 200 with its status (and result once it has one), 404
+-- when the service does not know the id.
+local function describe(task)
+  local status = task:status()
+  local body = { task_id = task.id, status = status }
+  if not task:ended() then
+    return reply(200, body)
   end
-  reply(200, {
-    task_id = result.task_id, status = result.status, video_url = result.video_url,
-    usage = result.usage, submit_time = result.submit_time, end_time = result.end_time,
-    statuses = statuses,
-  })
+  local result, err = task:outcome()
+  local r = result or task:result()
+  if r then
+    body.video_url, body.usage = r.video_url, r.usage
+    body.submit_time, body.scheduled_time, body.end_time = r.submit_time, r.scheduled_time, r.end_time
+  end
+  if err then
+    body.error = error_body(err).error
+  end
+  return reply(status == "UNKNOWN" and 404 or 200, body)
+end
+
+--- GET /job/<task_id>[?wait=seconds]: the task's current status, and its result once it has ended.
+--- A task this worker submitted and saw end is answered from memory; otherwise one status query
+--- (with wait=N, up to 60 s: until the task ends or N seconds pass, yielding through ngx.sleep).
+--- 400 for a malformed id or wait, 502 when the query failed.
+function handler.status()
+  if ngx.req.get_method() ~= "GET" and ngx.req.get_method() ~= "HEAD" then
+    return reply(405, { error = { code = "MethodNotAllowed", message = "use GET /job/<task_id>" } },
+                 { Allow = "GET, HEAD" })
+  end
+  local id = ngx.var.uri:match("^/job/(.*)$") or ""
+  if #id == 0 or #id > 64 or not id:find("^[%w%-_]+$") then
+    return refuse("task_id", "must be a task id: 1 to 64 letters, digits, '-' or '_'")
+  end
+  local args = ngx.req.get_uri_args(4)
+  local wait = 0
+  if args.wait ~= nil then
+    wait = type(args.wait) == "string" and tonumber(args.wait)
+    if not wait or wait ~= wait or wait < 0 or wait > MAX_WAIT then
+      return refuse("wait", "must be a number of seconds from 0 to " .. MAX_WAIT)
+    end
+  end
+  if not get_client() then return end
+  local task = known[id] or client:task(id, MODEL)
+  if task:ended() then
+    return describe(task)
+  end
+  local _, err
+  if wait > 0 then
+    _, err = task:wait { timeout = wait }
+    if err and err.code == "WaitTimeout" then err = nil end
+    if err and task:ended() then err = nil end -- FAILED, CANCELED, UNKNOWN: described below
+  else
+    _, err = task:poll()
+  end
+  if err then
+    return reply(502, error_body(err))
+  end
+  return describe(task)
 end
 
 --- GET /ping: answers at once (shows the worker is free while jobs wait).

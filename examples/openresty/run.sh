@@ -8,12 +8,15 @@
 # template, lua/handler.lua, lua/dashscope.so and lua/dashscope/*.lua from the LuaJIT build
 # (BUILD, default build/luajit: `make LUA_VERSION=luajit`), logs/ and tmp/. Everything is made
 # world-readable, since nginx's workers run as `nobody` when it is started as root. Then it execs
-# nginx, so the caller's $! is nginx's master process.
+# nginx, so the caller's $! is nginx's master process. JOB_RATE (default 2r/s) and JOB_BURST
+# (default 10) set how many jobs one client address may submit (nginx limit_req).
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
 port=${1:-8080}
 build=${BUILD:-$here/../../build/luajit}
+job_rate=${JOB_RATE:-2r/s}
+job_burst=${JOB_BURST:-10}
 prefix=${PREFIX:-$(mktemp -d "${TMPDIR:-/tmp}/dashscope-openresty.XXXXXX")}
 
 if [ ! -f "$build/dashscope.so" ]; then
@@ -32,6 +35,7 @@ cp "$build/dashscope.so" "$prefix/lua/"
 cp "$build"/dashscope/*.lua "$prefix/lua/dashscope/"
 cp "$here/handler.lua" "$prefix/lua/"
 sed -e "s|@PREFIX@|$prefix|g" -e "s|@PORT@|$port|g" -e "s|@MODULES@|$modules|g" \
+    -e "s|@JOB_RATE@|$job_rate|g" -e "s|@JOB_BURST@|$job_burst|g" \
     -e "s|@LUA_PATH@|$prefix/lua/?.lua|g" \
     -e "s|@LUA_CPATH@|$prefix/lua/?.so;$cjson_dir/?.so|g" \
     "$here/nginx.conf" > "$prefix/conf/nginx.conf"
