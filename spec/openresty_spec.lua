@@ -174,7 +174,7 @@ describe("examples/openresty", function()
     assert.are.same({ image_url = "https://example.com/face.png", audio_url = "https://example.com/speech.wav" },
       submits[1].json.input)
 
-    local seen, answer = {}, nil
+    local seen, answer = {}
     local deadline = now() + 30
     repeat
       local status_code, status_body = get(job.status_url)
