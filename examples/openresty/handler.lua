@@ -34,8 +34,8 @@ local function scrub(s)
     while true do
       local i, j = s:find(KEY, from, true)
       if not i then break end
-      s = s:sub(1, i - 1) .. "<api key>" .. s:sub(j + 1)
-      from = i + #"<api key>"
+      s = s:sub(1, i - 1) .. "<api-key>" .. s:sub(j + 1)
+      from = i + #"<api-key>"
     end
   end
   return s
