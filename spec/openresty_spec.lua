@@ -205,6 +205,24 @@ describe("examples/openresty", function()
     assert.is_string(answer.error.message)
   end)
 
+  it("never answers the key, even when the service quotes it in an error or a FAILED task", function()
+    helper.reset { outcome = { status = "FAILED", code = "Bad." .. helper.KEY, message = "your key " .. helper.KEY } }
+    helper.faults { { match = "submit", kind = "status", status = 400, code = "InvalidParameter",
+                      message = "refused key " .. helper.KEY } }
+    local job = "/job?" .. query { { "image_url", "https://example.com/face.png" },
+      { "audio_url", "https://example.com/speech.wav" } }
+    local code, body = request("POST", job)
+    assert.are.equal(502, code, body)
+    assert.is_falsy(body:find(helper.KEY, 1, true), body)
+    assert.truthy(body:find("refused key", 1, true), body)
+    code, body = request("POST", job)
+    assert.are.equal(202, code, body)
+    code, body = get(decode(body).status_url .. "?wait=20")
+    assert.are.equal(200, code, body)
+    assert.are.equal("FAILED", decode(body).status, body)
+    assert.is_falsy(body:find(helper.KEY, 1, true), body)
+  end)
+
   it("answers a malformed task id with a 400 and an unknown one with a 404, UNKNOWN", function()
     helper.reset()
     local code, body = get("/job/bad%20id")
