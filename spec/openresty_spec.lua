@@ -48,13 +48,14 @@ describe("examples/openresty", function()
     return
   end
 
+  -- The nginx all but one test share (its submit limit set high: the tests call /job often).
   local prefix, base, pid
 
-  -- One request with curl: status code, body, headers (lower-cased names), seconds; nil and curl's
-  -- message when curl failed.
-  local function request(method, path)
+  -- One request with curl to `to` (default: the shared nginx): status code, body, headers
+  -- (lower-cased names), seconds; nil and curl's message when curl failed.
+  local function request(method, path, to)
     local ok, out = run(("curl -sS -m 10 -X %s -D %s/out/headers -w '\\n%%{http_code} %%{time_total}' '%s%s'")
-      :format(method, prefix, base, path))
+      :format(method, prefix, to or base, path))
     if not ok then return nil, out end
     local body, code, secs = out:match("^(.*)\n(%d+) ([%d.]+)$")
     local headers = {}
@@ -72,39 +73,46 @@ describe("examples/openresty", function()
     return value
   end
 
+  -- Starts the example through run.sh under `dir` with `env` (extra variables): its base URL and
+  -- the pid of its master.
+  local function start(dir, env)
+    assert(os.execute("mkdir -p " .. dir))
+    local port = free_port()
+    local url = "http://127.0.0.1:" .. port
+    -- nginx in the foreground of a background shell: run.sh execs it, so $! is its master.
+    -- Without the caller's LUA_PATH/LUA_CPATH (for Lua 5.4): nginx's LuaJIT would read them.
+    local p = assert(io.popen(("env -u LUA_PATH -u LUA_CPATH DASHSCOPE_HTTP_BASE_URL=%s DASHSCOPE_API_KEY=%s PREFIX=%s BUILD=%s "
+      .. "%s sh examples/openresty/run.sh %d > %s/run.log 2>&1 & echo $!"):format(
+      helper.BASE_URL, helper.KEY, dir .. "/nginx", build, env, port, dir)))
+    local master = assert(tonumber(p:read("*l")))
+    p:close()
+    for _ = 1, 100 do
+      if request("GET", "/ping", url) == 200 then return url, master end
+      assert(run("kill -0 " .. master), "nginx exited:\n"
+        .. (read(dir .. "/run.log") or "") .. (read(dir .. "/nginx/logs/error.log") or ""))
+      os.execute("sleep 0.05")
+    end
+    error("nginx did not answer /ping within 5 s")
+  end
+
+  local function stop(master)
+    os.execute("kill " .. master .. " 2>/dev/null")
+    for _ = 1, 50 do
+      if not run("kill -0 " .. master) then break end
+      os.execute("sleep 0.1")
+    end
+    os.execute("kill -9 " .. master .. " 2>/dev/null; pkill -9 -P " .. master .. " 2>/dev/null")
+  end
+
   setup(function()
     prefix = os.tmpname()
     os.remove(prefix)
     assert(os.execute("mkdir -p " .. prefix .. "/out"))
-    local port = free_port()
-    base = "http://127.0.0.1:" .. port
-    -- nginx in the foreground of a background shell: run.sh execs it, so $! is its master.
-    -- Without the caller's LUA_PATH/LUA_CPATH (for Lua 5.4): nginx's LuaJIT would read them.
-    local p = assert(io.popen(("env -u LUA_PATH -u LUA_CPATH DASHSCOPE_HTTP_BASE_URL=%s DASHSCOPE_API_KEY=%s PREFIX=%s BUILD=%s "
-      .. "JOB_RATE=1000r/s JOB_BURST=1000 "
-      .. "sh examples/openresty/run.sh %d > %s/out/run.log 2>&1 & echo $!"):format(
-      helper.BASE_URL, helper.KEY, prefix .. "/nginx", build, port, prefix)))
-    pid = assert(tonumber(p:read("*l")))
-    p:close()
-    local up = false
-    for _ = 1, 100 do
-      if get("/ping") == 200 then up = true break end
-      assert(run("kill -0 " .. pid), "nginx exited:\n"
-        .. (read(prefix .. "/out/run.log") or "") .. (read(prefix .. "/nginx/logs/error.log") or ""))
-      os.execute("sleep 0.05")
-    end
-    assert(up, "nginx did not answer /ping within 5 s")
+    base, pid = start(prefix, "JOB_RATE=1000r/s JOB_BURST=1000")
   end)
 
   teardown(function()
-    if pid then
-      os.execute("kill " .. pid .. " 2>/dev/null")
-      for _ = 1, 50 do
-        if not run("kill -0 " .. pid) then break end
-        os.execute("sleep 0.1")
-      end
-      os.execute("kill -9 " .. pid .. " 2>/dev/null; pkill -9 -P " .. pid .. " 2>/dev/null")
-    end
+    if pid then stop(pid) end
     if prefix then os.execute("rm -rf " .. prefix) end
   end)
 
@@ -269,6 +277,21 @@ describe("examples/openresty", function()
     assert.is_true(took >= 1, "the wait took " .. took .. " s")
     assert.is_true(pings >= 10, "only " .. pings .. " pings while the job ran")
     assert.is_true(slowest <= 0.05, ("the slowest /ping took %.0f ms"):format(slowest * 1000))
+  end)
+
+  it("answers 429 to submits over its rate limit (nginx limit_req), with a JSON error", function()
+    local dir = prefix .. "/limited"
+    local url, master = start(dir, "JOB_RATE=1r/m JOB_BURST=2")
+    finally(function() stop(master) end)
+    local refused = "/job?" .. query { { "image_url", "/etc/passwd" }, { "audio_url", "/etc/hostname" } }
+    local codes = {}
+    for i = 1, 5 do codes[i] = request("POST", refused, url) end
+    assert.are.same({ 400, 400, 400, 429, 429 }, codes) -- one, then a burst of two
+    local code, body, headers = request("POST", refused, url)
+    assert.are.equal(429, code, body)
+    assert.are.equal("Throttling", decode(body).error.code, body)
+    assert.are.equal("1", headers["retry-after"])
+    assert.are.equal(200, request("GET", "/ping", url)) -- the other locations are not limited so
   end)
 
   it("logged no error of its own", function()
