@@ -178,7 +178,7 @@ function Client:submit(model, input, parameters)
   end
   check.jsonable(input, "input", "submit", 2)
   check.jsonable(parameters or {}, "parameters", "submit", 2)
-  files.check_placement(input, "submit", 2) -- a dashscope.file is uploaded at the top level only
+  files.check_placement(input, parameters or {}, "submit", 2) -- uploaded at input's top level only
   return self:_submit(model, input, parameters or {})
 end
 

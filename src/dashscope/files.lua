@@ -245,14 +245,18 @@ local function holds_local(t)
   return false
 end
 
---- Raises unless every LocalFile in `input` is one of its top-level values: only those are
---- uploaded, and one deeper down would go out as a JSON object.
-function files.check_placement(input, what, level)
+--- Raises unless every LocalFile in `input` is one of its top-level values, and `parameters` holds
+--- none: only those are uploaded, and any other would go out as a JSON object.
+function files.check_placement(input, parameters, what, level)
   for k, v in pairs(input) do
     if type(v) == "table" and not files.is_local(v) and holds_local(v) then
       error(what .. ": input." .. tostring(k) .. " holds a dashscope.file deeper down; only a "
         .. "top-level field of input takes one", (level or 1) + 1)
     end
+  end
+  if holds_local(parameters) then
+    error(what .. ": parameters hold a dashscope.file; only a top-level field of input takes one",
+      (level or 1) + 1)
   end
 end
 
