@@ -1,4 +1,4 @@
--- task:download(path, opts): the result video, streamed to a file (protocol.md §4.2: the URL is
+-- task:download(path, opts): the result video, streamed to a file (docs/protocol.md §4.2: the URL is
 -- signed, lasts 24 h, and lives on a storage host). The storage host gets no Authorization header
 -- and no key (http.lua sends those to the service only).
 --

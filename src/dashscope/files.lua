@@ -1,4 +1,4 @@
--- Local files as job inputs (protocol.md §8). A local file enters a job only as a value that text
+-- Local files as job inputs (docs/protocol.md §8). A local file enters a job only as a value that text
 -- from outside can never be: dashscope.file(path), a LocalFile, checked when it is made (a readable,
 -- non-empty regular file, opened without blocking: see src/fs.c). A string in a url field is always
 -- a remote reference (check.lua). Each LocalFile in a job is uploaded through the service's
@@ -64,7 +64,7 @@ local function has_oss_url(value)
   return false
 end
 
---- The header a request whose `input` names an oss:// URL anywhere must carry (protocol.md §8.4),
+--- The header a request whose `input` names an oss:// URL anywhere must carry (docs/protocol.md §8.4),
 --- or nil.
 function files.oss_header(input)
   return has_oss_url(input) and OSS_HEADER or nil
