@@ -1,5 +1,5 @@
 -- Animate a portrait photo from speech audio with LivePortrait.
---   DASHSCOPE_API_KEY=sk-... lua5.4 examples/liveportrait.lua IMAGE_URL AUDIO_URL
+--   DASHSCOPE_API_KEY=sk-... lua5.4 examples/liveportrait.lua IMAGE_URL_OR_FILE AUDIO_URL_OR_FILE
 -- The image should have passed liveportrait-detect; the audio is wav/mp3, 1 s to 3 min.
 package.path = (arg[0]:match("^(.*/)") or "./") .. "?.lua;" .. package.path
 local dashscope = require("dashscope")
@@ -11,8 +11,8 @@ local audio = show.arg(2, nil, "liveportrait.lua IMAGE_URL AUDIO_URL")
 
 local client = dashscope.new() -- the key from DASHSCOPE_API_KEY (or the key file)
 local result = show.follow(client:liveportrait {
-  image_url = image,
-  audio_url = audio,
+  image_url = show.media(image), -- a URL, or a local file marked with dashscope.file
+  audio_url = show.media(audio),
   template_id = "normal",   -- normal | calm | active
   eye_move_freq = 0.5,
   video_fps = 30,

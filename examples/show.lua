@@ -56,4 +56,14 @@ function show.arg(i, default, usage)
   return value
 end
 
+--- A media argument for a url field: an http(s):// or oss:// URL as it is, anything else the
+--- user's own local file, marked as one (dashscope.file checks it now; the client uploads it).
+--- A url field never reads a path by itself: text from elsewhere must not name server files.
+function show.media(value)
+  if value:find("^https?://") or value:find("^oss://") then
+    return value
+  end
+  return require("dashscope").file(value)
+end
+
 return show

@@ -1,6 +1,7 @@
 -- The whole job lifecycle against the local server's three hosts: detectors, local files through
 -- the temporary upload, downloads from the result host, the task list, and resuming a task.
 local helper = require("spec.support.helper")
+local file = helper.dashscope.file
 
 local FAST = { durations = { pending = 0, pre_processing = 0, running = 0.05, post_processing = 0 },
                concurrency = 0 }
@@ -118,7 +119,7 @@ describe("local files", function()
   it("go up through getPolicy and the upload host, then the job carries oss:// URLs", function()
     local image = temp_file("face.png", "PNGDATA")
     local audio = temp_file("voice.wav", "WAVDATA")
-    local t = assert(client:liveportrait { image_url = image, audio_url = "file://" .. audio })
+    local t = assert(client:liveportrait { image_url = file(image), audio_url = file(audio) })
     assert(t:wait())
     local policies = by_kind("policy")
     assert.are.equal(1, #policies) -- one policy for both files
@@ -153,7 +154,7 @@ describe("local files", function()
 
   it("are uploaded once per model: a detector's copy is its own", function()
     local image = temp_file("face.png")
-    local t = assert(client:emoji { image_url = image, driven_id = "mengwa_kaixin" })
+    local t = assert(client:emoji { image_url = file(image), driven_id = "mengwa_kaixin" })
     assert(t:wait())
     local models = {}
     for _, p in ipairs(by_kind("policy")) do models[#models + 1] = p.path:match("model=([%w%-]+)") end
@@ -162,21 +163,21 @@ describe("local files", function()
     assert.are.equal(2, #by_kind("upload"))
   end)
 
-  it("that are missing or unreadable raise before anything is sent", function()
+  it("that are missing or no regular file raise at dashscope.file, before anything is sent", function()
     local _, dir = temp_file("there.png")
-    for _, bad in ipairs { dir .. "/missing.png", "file://" .. dir .. "/missing.png", dir } do
+    for _, bad in ipairs { dir .. "/missing.png", "file://" .. dir .. "/there.png", dir } do
       local msg = helper.raises(function()
-        client:liveportrait { image_url = bad, audio_url = "https://example.com/a.wav" }
+        client:liveportrait { image_url = file(bad), audio_url = "https://example.com/a.wav" }
       end)
-      assert.truthy(msg:find("image_url", 1, true), msg)
-      assert.truthy(msg:find("cannot be uploaded", 1, true), msg)
+      assert.truthy(msg:find("dashscope.file", 1, true), msg)
+      assert.truthy(msg:find("regular file", 1, true), msg)
     end
     assert.are.equal(0, #helper.log())
   end)
 
   it("report an upload the host refuses as nil, err, and submit nothing", function()
     helper.reset { policy_expire_seconds = 0 } -- every policy has expired by the time it is used
-    local t, err = client:liveportrait { image_url = temp_file("face.png"), audio_url = "https://example.com/a.wav" }
+    local t, err = client:liveportrait { image_url = file(temp_file("face.png")), audio_url = "https://example.com/a.wav" }
     assert.is_nil(t)
     assert.are.equal(403, err.status)
     assert.truthy(tostring(err):find("expired", 1, true))

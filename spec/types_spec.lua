@@ -42,7 +42,7 @@ local RETURNS_NOTHING = {
 -- Lua's own types and the words of the type syntax.
 local BUILTIN = {}
 for name in ([[nil any boolean string number integer function table thread userdata
-               lightuserdata unknown self fun true false]]):gmatch("%S+") do
+               lightuserdata unknown self fun true false file]]):gmatch("%S+") do
   BUILTIN[name] = true
 end
 

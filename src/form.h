@@ -4,10 +4,17 @@
  * disk instead of being read into memory.
  *
  * A part is { name = "key", value = "text" } or { name = "file", file = path,
- * filename = "x.png" (optional), type = "image/png" (optional) }. Parts go out
- * in array order (OSS wants `file` last; the caller orders them). Checking is
- * separate from building so that every misuse raises before any libcurl
- * handle exists.
+ * size = bytes (optional), filename = "x.png" (optional), type = "image/png"
+ * (optional) }. Parts go out in array order (OSS wants `file` last; the caller
+ * orders them). Checking is separate from building so that every misuse
+ * raises before any libcurl handle exists.
+ *
+ * A file is opened when the form is built, the non-blocking way of fs.h (a
+ * regular file only), and streamed from that descriptor, which the mime part
+ * owns: the bytes sent are exactly the file that was checked. A file that
+ * cannot be opened, is no longer `size` bytes, or changes size while it is
+ * read fails the transfer (never raises): *read_errno gets errno, or -1 for
+ * "changed", and the read callback aborts.
  */
 #ifndef DS_FORM_H
 #define DS_FORM_H
@@ -20,9 +27,10 @@
 int ds_form_check(lua_State *L, int idx);
 
 /* Builds the checked form at idx for easy. *out receives the mime handle, which
- * the caller owns (curl_mime_free once easy no longer uses it). Returns
- * CURLE_OK, or the libcurl error (out of memory; a file libcurl cannot open
- * is reported by the transfer itself). */
-CURLcode ds_form_build(lua_State *L, int idx, CURL *easy, curl_mime **out);
+ * the caller owns (curl_mime_free once easy no longer uses it, and before
+ * *read_errno goes away). Returns CURLE_OK, or the libcurl error (out of
+ * memory; a file that cannot be read is reported through *read_errno by the
+ * transfer itself). */
+CURLcode ds_form_build(lua_State *L, int idx, CURL *easy, curl_mime **out, int *read_errno);
 
 #endif

@@ -2,7 +2,8 @@
  * module.c -- luaopen_dashscope, the one exported symbol.
  *
  * Owns process-wide setup (curl_global_init, once) and the "dashscope.core"
- * table: VERSION, curl_version, new_transport, now, wallclock, rusage (clock.c), isatty. The public
+ * table: VERSION, curl_version, new_transport, now, wallclock, rusage (clock.c), isatty, and the
+ * local-file functions of fs.c. The public
  * module table is built by the Lua layer (dashscope.client), whose result is returned.
  */
 #include <unistd.h>
@@ -14,6 +15,7 @@
 #include "clock.h"
 #include "compat.h"
 #include "core.h"
+#include "fs.h"
 #include "request.h"
 #include "transport.h"
 
@@ -48,6 +50,7 @@ DS_API int luaopen_dashscope(lua_State *L) {
   lua_createtable(L, 0, 8);
   ds_request_open(L);
   ds_transport_open(L);
+  ds_fs_open(L);  /* file_check, create_new, place, ...: see fs.h */
   lua_pushcfunction(L, ds_clock_lnow);
   lua_setfield(L, -2, "now");
   lua_pushcfunction(L, ds_clock_lwallclock);

@@ -10,8 +10,12 @@
  * message.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <lua.h>
@@ -30,7 +34,7 @@
 
 static const char *const kind_names[] = {
   "ok", "timeout", "resolve", "connect", "send", "recv", "too_large",
-  "aborted", "other"
+  "aborted", "other", "write", "read"
 };
 
 /* ---- validation: everything is checked before any libcurl handle exists */
@@ -39,12 +43,12 @@ static const char *const kind_names[] = {
 enum {
   F_METHOD = 3, F_URL, F_HEADERS, F_BODY, F_TIMEOUT, F_CONNECT_TIMEOUT,
   F_MAX_BODY, F_USER_AGENT, F_FORM, F_OUTPUT, F_PROGRESS, F_CA_FILE, F_CA_PATH, F_CREDENTIAL,
-  F_ONCE, F_LAST = F_ONCE
+  F_ONCE, F_MAX_OUTPUT, F_TRUNCATE, F_LAST = F_TRUNCATE
 };
 static const char *const field_names[] = {
   "method", "url", "headers", "body", "timeout", "connect_timeout",
   "max_body", "user_agent", "form", "output", "progress", "ca_file", "ca_path", "credential",
-  "once"
+  "once", "max_output", "truncate"
 };
 
 static int field_error(lua_State *L, const char *field, const char *what) {
@@ -109,6 +113,16 @@ static size_t check_max_body(lua_State *L) {
       (unsigned long long)n > (unsigned long long)((size_t)-1 / 2))
     field_error(L, "max_body", "must be a non-negative integer");
   return (size_t)n;
+}
+
+/* A whole number from 0 to max at idx (nil: -1), else raises naming the field. */
+static lua_Number check_whole(lua_State *L, int idx, lua_Number max) {
+  lua_Number n;
+  if (lua_isnil(L, idx)) return -1;
+  n = lua_tonumber(L, idx);
+  if (lua_type(L, idx) != LUA_TNUMBER || !(n >= 0 && n <= max) || (lua_Number)(long long)n != n)
+    field_error(L, field_names[idx - F_METHOD], "must be a non-negative integer");
+  return n;
 }
 
 /* "Name: value": the name must be a token, the separator ": ", and nothing
@@ -176,21 +190,47 @@ static size_t keep(ds_request *r, ds_buffer *b, int too_large, const char *p, si
   return 0;
 }
 
+/* Writes all of p to the output descriptor (a pipe may take it in parts, or be non-blocking);
+ * over max_output, or on any write error (ENOSPC, EIO, EFBIG, EPIPE), records why and returns 0:
+ * libcurl then ends the transfer. */
+static size_t put(ds_request *r, const char *p, size_t len) {
+  size_t done = 0;
+  if (r->max_out > 0 && (curl_off_t)len > r->max_out - r->out_bytes) {
+    r->refused = DS_REFUSED_OUTPUT;
+    return 0;
+  }
+  while (done < len) {
+    ssize_t w = write(r->out_fd, p + done, len - done);
+    if (w > 0) {
+      done += (size_t)w;
+    } else if (w < 0 && errno == EINTR) {
+      continue;
+    } else if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      struct pollfd pfd;
+      pfd.fd = r->out_fd;
+      pfd.events = POLLOUT;
+      pfd.revents = 0;
+      (void)poll(&pfd, 1, 1000);
+    } else {
+      r->out_errno = w < 0 ? errno : EIO;
+      r->refused = DS_REFUSED_WRITE;
+      return 0;
+    }
+  }
+  r->out_bytes += (curl_off_t)len;
+  return len;
+}
+
 /* With an output file, a 2xx body goes there and anything else (an error page) to the capped
  * buffer, so that a failure's body never lands in the user's file. */
 static size_t on_body(char *p, size_t size, size_t n, void *ud) {
   ds_request *r = (ds_request *)ud;
-  if (r->out != NULL && r->sink == DS_SINK_UNDECIDED) {
+  if (r->out_fd >= 0 && r->sink == DS_SINK_UNDECIDED) {
     long status = 0;
     curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
     r->sink = status >= 200 && status < 300 ? DS_SINK_FILE : DS_SINK_BUFFER;
   }
-  if (r->sink == DS_SINK_FILE) {
-    if (fwrite(p, 1, size * n, r->out) == size * n) return size * n;
-    r->out_errno = errno;
-    r->refused = DS_REFUSED_WRITE;
-    return 0;
-  }
+  if (r->sink == DS_SINK_FILE) return put(r, p, size * n);
   return keep(r, &r->body, DS_REFUSED_BODY, p, size * n);
 }
 
@@ -303,8 +343,9 @@ static int set_common(lua_State *L, ds_request *r) {
 
 int ds_request_new(lua_State *L, ds_transport *t) {
   static const char *const methods[] = {"GET", "POST", NULL};
-  const char *url, *body, *agent, *output, *ca_file, *ca_path;
-  size_t url_len, body_len = 0, agent_len = 0, output_len = 0, ca_len = 0, max_body;
+  const char *url, *body, *agent, *ca_file, *ca_path;
+  size_t url_len, body_len = 0, agent_len = 0, ca_len = 0, max_body;
+  lua_Number output, max_output;
   long timeout_ms, connect_ms;
   lua_Integer i, nheaders;
   int post, idx, has_type;
@@ -337,7 +378,8 @@ int ds_request_new(lua_State *L, ds_transport *t) {
   agent = check_text(L, F_USER_AGENT, 1, &agent_len);
   if (ds_form_check(L, F_FORM) > 0 && (!post || body != NULL))
     field_error(L, "form", "needs POST and no body");
-  output = check_text(L, F_OUTPUT, 1, &output_len);
+  output = check_whole(L, F_OUTPUT, 1048576);  /* a descriptor, dup'ed below */
+  max_output = check_whole(L, F_MAX_OUTPUT, DS_MAX_BODY_LIMIT);
   ca_file = check_text(L, F_CA_FILE, 1, &ca_len);
   ca_path = check_text(L, F_CA_PATH, 1, &ca_len);
   if (!lua_isnil(L, F_PROGRESS) && lua_type(L, F_PROGRESS) != LUA_TBOOLEAN)
@@ -346,6 +388,7 @@ int ds_request_new(lua_State *L, ds_transport *t) {
   /* Safe state first: zeroed, with its metatable, before any libcurl handle. */
   r = (ds_request *)ds_newuserdata(L, sizeof *r);
   memset(r, 0, sizeof *r);
+  r->out_fd = -1;
   r->state = DS_REQ_NEW;
   r->post = post;
   ds_buffer_init(&r->body, max_body, alloc, aud);
@@ -356,10 +399,16 @@ int ds_request_new(lua_State *L, ds_transport *t) {
   ds_setuservalue(L, -2);  /* the request keeps its transport alive */
   set_where(r, url, url_len);
   r->progress = lua_toboolean(L, F_PROGRESS);
-  if (output != NULL) {
-    r->out = fopen(output, "wb");
-    if (r->out == NULL)
-      return luaL_error(L, "cannot open the output file: %s", strerror(errno));
+  if (output >= 0) {  /* its own descriptor: the caller's may be closed while this one runs */
+    r->out_fd = fcntl((int)output, F_DUPFD_CLOEXEC, 3);
+    if (r->out_fd < 0) return luaL_error(L, "cannot use the output descriptor: %s", strerror(errno));
+    r->max_out = max_output > 0 ? (curl_off_t)max_output : 0;
+    if (lua_toboolean(L, F_TRUNCATE)) {  /* a retry starts the file over (shared offset: both) */
+      struct stat st;
+      if (fstat(r->out_fd, &st) == 0 && S_ISREG(st.st_mode) &&
+          (ftruncate(r->out_fd, 0) != 0 || lseek(r->out_fd, 0, SEEK_SET) < 0))
+        return luaL_error(L, "cannot empty the output file: %s", strerror(errno));
+    }
   }
 
   for (i = 1; i <= nheaders; i++) {
@@ -398,8 +447,10 @@ int ds_request_new(lua_State *L, ds_transport *t) {
   if (ca_path != NULL) SETOPT(CURLOPT_CAPATH, ca_path);
   if (timeout_ms > 0) SETOPT(CURLOPT_TIMEOUT_MS, timeout_ms);
   if (connect_ms > 0) SETOPT(CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
-  /* The cap is for bodies kept in memory: a body written to a file (a video) has none. */
-  if (max_body > 0 && r->out == NULL) SETOPT(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)max_body);
+  /* The cap is for bodies kept in memory; a body written to a file (a video) has max_output. A
+   * Content-Length over either ends the transfer before a byte is kept. */
+  if (max_body > 0 && r->out_fd < 0) SETOPT(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)max_body);
+  if (r->max_out > 0) SETOPT(CURLOPT_MAXFILESIZE_LARGE, r->max_out);
   if (r->progress) {
     SETOPT(CURLOPT_XFERINFOFUNCTION, on_progress);
     SETOPT(CURLOPT_XFERINFODATA, (void *)r);
@@ -408,7 +459,7 @@ int ds_request_new(lua_State *L, ds_transport *t) {
   if (!post) {
     SETOPT(CURLOPT_HTTPGET, 1L);
   } else if (!lua_isnil(L, F_FORM)) {
-    CURLcode rc = ds_form_build(L, F_FORM, r->easy, &r->form);
+    CURLcode rc = ds_form_build(L, F_FORM, r->easy, &r->form, &r->in_errno);
     if (rc != CURLE_OK) return setopt_failed(L, "CURLOPT_MIMEPOST", rc);
     SETOPT(CURLOPT_MIMEPOST, r->form);
   } else if (body != NULL && lua_toboolean(L, F_ONCE)) {
@@ -462,21 +513,26 @@ void ds_request_settle(ds_request *r, CURLcode code, const char *reason) {
     case CURLE_RECV_ERROR:
     case CURLE_GOT_NOTHING:
     case CURLE_PARTIAL_FILE: r->kind = DS_KIND_RECV; break;
-    case CURLE_FILESIZE_EXCEEDED: r->kind = DS_KIND_TOO_LARGE; break;  /* Content-Length over max_body */
+    case CURLE_FILESIZE_EXCEEDED: r->kind = DS_KIND_TOO_LARGE; break;  /* Content-Length over the cap */
     case CURLE_WRITE_ERROR:
-      r->kind = r->refused == DS_REFUSED_BODY || r->refused == DS_REFUSED_HEADERS
-                ? DS_KIND_TOO_LARGE : DS_KIND_OTHER;
+      r->kind = r->refused == DS_REFUSED_BODY || r->refused == DS_REFUSED_HEADERS ||
+                r->refused == DS_REFUSED_OUTPUT ? DS_KIND_TOO_LARGE
+                : r->refused == DS_REFUSED_WRITE ? DS_KIND_WRITE : DS_KIND_OTHER;
       break;
     default: r->kind = DS_KIND_OTHER; break;
   }
-  if (r->out != NULL) {
-    if (fclose(r->out) != 0 && r->kind == DS_KIND_OK) {  /* the last bytes never reached the disk */
+  if (r->in_errno != 0 && reason == NULL) {  /* the form's file failed its check: not the network */
+    r->refused = DS_REFUSED_READ;
+    r->kind = DS_KIND_READ;
+  }
+  if (r->out_fd >= 0) {
+    if (close(r->out_fd) != 0 && errno != EINTR && r->kind == DS_KIND_OK) {  /* a late write error */
       r->out_errno = errno;
       r->refused = DS_REFUSED_WRITE;
       r->code = CURLE_WRITE_ERROR;
-      r->kind = DS_KIND_OTHER;
+      r->kind = DS_KIND_WRITE;
     }
-    r->out = NULL;
+    r->out_fd = -1;
   }
   r->state = DS_REQ_DONE;
   ds_buffer_free(&r->once_body);  /* sent, or never to be sent again */
@@ -517,7 +573,7 @@ static void push_headers(lua_State *L, ds_request *r) {
 }
 
 static void push_response(lua_State *L, ds_request *r) {
-  lua_createtable(L, 0, 5);
+  lua_createtable(L, 0, 6);
   lua_pushinteger(L, (lua_Integer)r->status);
   lua_setfield(L, -2, "status");
   push_headers(L, r);
@@ -528,12 +584,14 @@ static void push_response(lua_State *L, ds_request *r) {
   lua_setfield(L, -2, "time");
   lua_pushboolean(L, r->connects > 0);
   lua_setfield(L, -2, "new_connection");
+  lua_pushinteger(L, (lua_Integer)r->out_bytes);
+  lua_setfield(L, -2, "written");
 }
 
 static void push_error(lua_State *L, ds_request *r) {
   char detail[CURL_ERROR_SIZE + 64];
   size_t n;
-  lua_createtable(L, 0, 4);
+  lua_createtable(L, 0, 5);
   lua_pushstring(L, kind_names[r->kind]);
   lua_setfield(L, -2, "kind");
   if (r->kind == DS_KIND_ABORTED) {
@@ -558,6 +616,17 @@ static void push_error(lua_State *L, ds_request *r) {
       case DS_REFUSED_WRITE:
         snprintf(detail, sizeof detail, "writing the output file failed: %s", strerror(r->out_errno));
         break;
+      case DS_REFUSED_OUTPUT:
+        snprintf(detail, sizeof detail, "the body is larger than max_output (%lld bytes)",
+                 (long long)r->max_out);
+        break;
+      case DS_REFUSED_READ:
+        if (r->in_errno < 0)
+          snprintf(detail, sizeof detail, "the file to upload changed after it was checked");
+        else
+          snprintf(detail, sizeof detail, "the file to upload could not be read: %s",
+                   strerror(r->in_errno));
+        break;
       default:
         snprintf(detail, sizeof detail, "%s", r->errbuf);
     }
@@ -572,6 +641,8 @@ static void push_error(lua_State *L, ds_request *r) {
   lua_setfield(L, -2, "curl_code");
   lua_pushboolean(L, r->sent);
   lua_setfield(L, -2, "sent");
+  lua_pushinteger(L, (lua_Integer)r->out_bytes);
+  lua_setfield(L, -2, "written");
 }
 
 static int r_done(lua_State *L) {
@@ -626,8 +697,8 @@ static int r_close(lua_State *L) {
   r->send_headers = NULL;
   curl_mime_free(r->form);  /* after the handle: reset or cleaned up, it no longer points here */
   r->form = NULL;
-  if (r->out != NULL) fclose(r->out);  /* never settled: the caller removes the partial file */
-  r->out = NULL;
+  if (r->out_fd >= 0) close(r->out_fd);  /* never settled: the caller removes the partial file */
+  r->out_fd = -1;
   ds_buffer_free(&r->body);
   ds_buffer_free(&r->head);
   ds_buffer_free(&r->once_body);

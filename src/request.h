@@ -22,12 +22,12 @@ enum { DS_REQ_NEW, DS_REQ_PENDING, DS_REQ_DONE, DS_REQ_CLOSED };
 /* Why a transfer ended: DS_KIND_OK when the HTTP exchange completed. */
 enum {
   DS_KIND_OK, DS_KIND_TIMEOUT, DS_KIND_RESOLVE, DS_KIND_CONNECT, DS_KIND_SEND,
-  DS_KIND_RECV, DS_KIND_TOO_LARGE, DS_KIND_ABORTED, DS_KIND_OTHER
+  DS_KIND_RECV, DS_KIND_TOO_LARGE, DS_KIND_ABORTED, DS_KIND_OTHER, DS_KIND_WRITE, DS_KIND_READ
 };
 
 /* What a write callback had to refuse (it cannot raise, so it records). */
 enum { DS_REFUSED_NONE, DS_REFUSED_BODY, DS_REFUSED_HEADERS, DS_REFUSED_NOMEM, DS_REFUSED_WRITE,
-       DS_REFUSED_RESEND };
+       DS_REFUSED_RESEND, DS_REFUSED_OUTPUT, DS_REFUSED_READ };
 
 /* Where a response body goes when the request has an output file. */
 enum { DS_SINK_UNDECIDED, DS_SINK_FILE, DS_SINK_BUFFER };
@@ -47,9 +47,12 @@ struct ds_request {
   ds_buffer body;
   ds_buffer head;
   int refused;                    /* DS_REFUSED_* */
-  FILE *out;                      /* owned; spec.output: a 2xx body is written here */
+  int out_fd;                     /* owned (a dup of spec.output), -1 when none: a 2xx body goes here */
   int sink;                       /* DS_SINK_*: decided at the first body byte */
   int out_errno;                  /* why writing out failed */
+  curl_off_t out_bytes;           /* written to out_fd */
+  curl_off_t max_out;             /* spec.max_output: more is refused; 0 = no cap */
+  int in_errno;                   /* a form's file could not be read as checked (form.h); -1: it changed */
   int progress;                   /* spec.progress: the counters below are kept */
   ds_buffer once_body;            /* spec.once: the body, sent from here, never twice */
   size_t once_off;                /* bytes of once_body handed to libcurl */

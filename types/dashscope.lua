@@ -42,7 +42,9 @@
 ---| "FileTooLarge" # a local file is larger than the model's upload cap
 ---| "NoVideo" # task:download: the task did not succeed, or its answer has no video URL
 ---| "FileExists" # task:download: the path exists and opts.overwrite is not set
----| "WriteError" # task:download: the file cannot be written or renamed into place
+---| "WriteError" # task:download: the file cannot be written or renamed into place (full disk, I/O error, size limit); never retried
+---| "TooLarge" # task:download: the video is larger than opts.max_download; nothing is kept
+---| "ReadError" # a dashscope.file could not be uploaded as checked (deleted, truncated or grown since); nothing submitted
 ---| "ResultExpired" # task:download: the video URL has expired (results are kept 24 h)
 ---| "InvalidApiKey" # 401
 ---| "AccessDenied" # 403
@@ -87,10 +89,17 @@
 ---| "w"
 ---| "rw"
 
----A URL the service downloads an input from: `http://`, `https://` or `oss://`. A local file path
----or a `file://` URL is uploaded first (the temporary upload flow, for that model) and replaced by
+---A URL the service downloads an input from: a string is always a remote reference, `http://`,
+---`https://` or `oss://` (a path or `file://` string raises). A local file is a
+---`dashscope.file(path)`, uploaded first (the temporary upload flow, for that model) and replaced by
 ---its `oss://` URL.
----@alias dashscope.Url string
+---@alias dashscope.Url string|dashscope.LocalFile
+
+---A local file, made by `dashscope.file(path)`: checked to be a readable, non-empty regular file
+---when made; uploaded when a job names it. `tostring` gives `local file PATH`.
+---@class dashscope.LocalFile
+---@field path string the path given
+---@field size integer its size in bytes when checked (it must still be that size when uploaded)
 
 ---A box `{x1, y1, x2, y2}` in pixels: four integers, 0 <= x1 < x2, 0 <= y1 < y2.
 ---@alias dashscope.BBox integer[]
@@ -155,8 +164,9 @@
 ---Options of `task:download`.
 ---@class dashscope.DownloadOptions
 ---@field on_progress? fun(done: integer, total: integer?) bytes written so far, and the size expected (nil when unknown)
----@field timeout? number seconds for the whole download, at least 0.001 (default 3600); an unfinished task is waited for first, within the client's wait_timeout
----@field overwrite? boolean replace an existing file at path (default false: that is an error, FileExists)
+---@field timeout? number seconds for the whole transfer, retries included, at least 0.001 (default 3600; Timeout); an unfinished task is waited for first, within the client's wait_timeout, not counted here
+---@field overwrite? boolean replace an existing file at path (default false: that is an error, FileExists); not with a file handle
+---@field max_download? integer bytes, at least 1: a larger video is refused (TooLarge) and nothing is kept (default: no cap)
 
 ---The filter of `client:tasks` and `client:each_task`, all optional (the service's default: the
 ---last 24 h, page 1 of 10).
@@ -364,6 +374,14 @@ local dashscope = {}
 ---@nodiscard
 function dashscope.new(opts) end
 
+---A local file for a URL field (or `client:submit`'s input): the only way a local file enters a
+---job. Checked now, opened without blocking: raises unless `path` is a readable, non-empty regular
+---file (a FIFO, device, directory, missing or empty file raises at once).
+---@param path string
+---@return dashscope.LocalFile file
+---@nodiscard
+function dashscope.file(path) end
+
 -- Client
 
 ---A client: submits tasks, follows them on one schedule, keeps the service's quotas. Closes with
@@ -395,21 +413,22 @@ function Client:emoji(fields) end
 function Client:liveportrait(fields) end
 
 ---Checks a portrait for `liveportrait` (model `liveportrait-detect`, synchronous, billed per call).
----A local path or `file://` URL is uploaded first.
+---A `dashscope.file` is uploaded first.
 ---@param fields dashscope.LivePortraitDetectFields
 ---@return dashscope.DetectResult? result
 ---@return dashscope.Error? err
 function Client:liveportrait_detect(fields) end
 
 ---Checks a portrait for `emoji` and finds its boxes (model `emoji-detect-v1`, synchronous, billed per
----call). A local path or `file://` URL is uploaded first.
+---call). A `dashscope.file` is uploaded first.
 ---@param fields dashscope.EmojiDetectFields
 ---@return dashscope.EmojiDetectResult? result
 ---@return dashscope.Error? err
 function Client:emoji_detect(fields) end
 
 ---Submits any asynchronous video-synthesis model, sent as given (the tables are checked for
----JSON-ability only). An `oss://` URL anywhere adds `X-DashScope-OssResourceResolve: enable`.
+---JSON-ability only). An `oss://` URL anywhere adds `X-DashScope-OssResourceResolve: enable`; a
+---`dashscope.file` at the top level of `input` is uploaded first (deeper down it raises).
 ---@param model string the service model name
 ---@param input table the `input` object
 ---@param parameters? table the `parameters` object (default {})
@@ -418,10 +437,10 @@ function Client:emoji_detect(fields) end
 function Client:submit(model, input, parameters) end
 
 ---Uploads a local file for `model` (the temporary upload flow; the URL lasts 48 h and works with
----that model only). The model methods do this by themselves for a local path in a URL field.
----Raises on a bad model name, or a path that is no readable file.
+---that model only). The model methods do this by themselves for a `dashscope.file` in a URL field.
+---Raises on a bad model name, or a path that is no readable, non-empty regular file.
 ---@param model string the service model name the file is for
----@param path string a local file path or a `file://` URL
+---@param path string|dashscope.LocalFile a local file path (explicit here), or a `dashscope.file`
 ---@return string? url the `oss://` URL
 ---@return dashscope.Error? err
 function Client:upload(model, path) end
@@ -551,11 +570,12 @@ function Task:outcome() end
 ---@return dashscope.Error? err
 function Task:cancel() end
 
----Streams the video to `path`, written beside it and renamed once complete: `path` is the whole
----video or untouched. A task that has not ended is waited for first.
----@param path string where to write
+---Streams the video to `path`, written to a new temporary file beside it (O_EXCL|O_NOFOLLOW, a
+---random name) and put in place once complete: `path` is the whole video or untouched. Or to an
+---open file handle (`io.stdout`), as it arrives. A task that has not ended is waited for first.
+---@param path string|file* where to write
 ---@param opts? dashscope.DownloadOptions
----@return string? path the path written
+---@return (string|file*)? path the path written (or the handle)
 ---@return dashscope.Error? err
 function Task:download(path, opts) end
 

@@ -71,6 +71,8 @@ def default_config():
         "task_ttl": 86400,              # after this a task answers UNKNOWN and leaves the list
         "latency": 0.0,                 # seconds every /api/v1 answer is held back (simulated network)
         "detect_outcome": None,         # None: "noface" in image_url fails; "pass"/"fail" force it
+        "result_endless": False,        # results host: true streams a video body without end (a
+                                        # number: that many bytes per second)
     }
 
 
@@ -338,11 +340,13 @@ def parse_multipart(body, content_type):
 # --------------------------------------------------------------------------------------------
 
 class Reply:
-    """What to send. mode: normal, truncated (half the body, then close) or drop (close, no answer)."""
+    """What to send. mode: normal, truncated (half the body, then close), drop (close, no answer) or
+    endless (no Content-Length, bytes until the client goes: `rate` bytes/s, or None: at once)."""
 
     def __init__(self, status, body=b"", content_type="application/json", headers=None, mode="normal"):
         self.status, self.body, self.content_type = status, body, content_type
         self.headers, self.mode = headers or {}, mode
+        self.rate = None
 
 
 def json_reply(status, obj, headers=None):
@@ -925,6 +929,12 @@ def handle_result(req, task_id):
         size = STATE.config["result_size"]
     if task is None or status != "SUCCEEDED":
         return oss_error(404, "NoSuchKey", "The specified key does not exist.")
+    with STATE.lock:
+        endless = STATE.config["result_endless"]
+    if endless is not False:
+        reply = Reply(200, b"", "video/mp4", mode="endless")
+        reply.rate = None if endless is True else endless
+        return reply
     data = result_bytes(size)
     rng = re.fullmatch(r"bytes=(\d*)-(\d*)", req.header("Range").strip())
     if not rng or rng.groups() == ("", ""):
@@ -1059,6 +1069,9 @@ def validate_config(cfg):
     number(cfg["result_url_lifetime"], "result_url_lifetime")
     if cfg["detect_outcome"] not in DETECT_OUTCOMES:
         raise ValueError('detect_outcome must be null, "pass" or "fail"')
+    endless = cfg["result_endless"]
+    if not (isinstance(endless, bool) or (is_number(endless) and endless > 0)):
+        raise ValueError("result_endless must be a boolean or a number of bytes per second > 0")
 
 
 MERGED_KEYS = ("durations", "rate_limit_rps")   # objects merged key by key; others replaced
@@ -1356,6 +1369,8 @@ class Handler(BaseHTTPRequestHandler):
         if reply.mode == "drop":
             self.close_connection = True
             return
+        if reply.mode == "endless":
+            return self.send_endless(reply, method)
         self.send_response(reply.status)
         if reply.content_type:
             self.send_header("Content-Type", reply.content_type)
@@ -1372,6 +1387,29 @@ class Handler(BaseHTTPRequestHandler):
         self._headers_buffer.append(b"\r\n")
         head, self._headers_buffer = b"".join(self._headers_buffer), []
         self.wfile.write(head + body)
+
+
+    ENDLESS_LIMIT = 300     # seconds: a client that never hangs up still frees the thread
+
+    def send_endless(self, reply, method):
+        """A 200 whose body never ends (no Content-Length; the connection closes when the client
+        goes): the result host of a hostile or broken storage service."""
+        self.close_connection = True
+        self.send_response(reply.status)
+        self.send_header("Content-Type", reply.content_type)
+        self.send_header("Connection", "close")
+        self.end_headers()
+        if method == "HEAD":
+            return
+        chunk = result_bytes(65536)
+        started = time.time()
+        while time.time() - started < self.ENDLESS_LIMIT:
+            if reply.rate is None:
+                self.wfile.write(chunk)
+            else:   # rate bytes per second, in tenths of a second
+                self.wfile.write(chunk[:max(1, int(reply.rate / 10))])
+                self.wfile.flush()
+                time.sleep(0.1)
 
 
 class Server(ThreadingHTTPServer):

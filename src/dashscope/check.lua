@@ -128,11 +128,17 @@ function types.string(v, rule)
   return v
 end
 
--- A url field takes a URL, or a local file (a path or file:// URL) that the client uploads: then
--- the value becomes a files.LocalFile, checked readable here so that nothing is sent otherwise.
+-- A url field takes a remote reference, never a path: a string is an http://, https:// or oss://
+-- URL (or "" where the rule allows it), whatever else it looks like, since url fields are where
+-- text from outside (a web form, a queue) lands. A local file enters only as dashscope.file(path),
+-- a files.LocalFile checked when it was made, which the client uploads (files.lua).
+local URL_RULE = "must be an http://, https:// or oss:// URL; pass a local file as dashscope.file(path)"
 function types.url(v, rule)
+  if files.is_local(v) then
+    return v
+  end
   if type(v) ~= "string" then
-    return nil, "must be a URL string (http://, https:// or oss://) or a local file path"
+    return nil, URL_RULE
   end
   if v == "" and rule.allow_empty then
     return v
@@ -142,15 +148,7 @@ function types.url(v, rule)
       return v
     end
   end
-  local path = files.local_path(v)
-  if not path then
-    return nil, "must be an http://, https:// or oss:// URL, or a local file"
-  end
-  local file, why = files.open(path)
-  if not file then
-    return nil, "names a local file that cannot be uploaded (" .. why .. ")"
-  end
-  return file
+  return nil, URL_RULE
 end
 
 function types.boolean(v)

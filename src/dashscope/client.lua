@@ -35,6 +35,13 @@ local function lua_version()
   return _VERSION
 end
 
+--- dashscope.file(path): a local file for a url field (or client:submit's input), checked now: a
+--- readable, non-empty regular file, opened without blocking. Raises otherwise. See files.lua.
+function dashscope.file(path)
+  local file = files.new(path, "dashscope.file", 2)
+  return file -- not a tail call: the error level counts this frame
+end
+
 --- dashscope.new(opts): a client. Raises on a bad option or when no API key is found.
 function dashscope.new(opts)
   local settings = config.settings(opts, 2)
@@ -141,20 +148,15 @@ for method, contract in pairs(models) do
   end
 end
 
---- client:upload(model, path): uploads a local file for `model` (temporary, 48 h): its oss://
---- URL, or nil and err. Model methods do this by themselves for local paths in url fields.
+--- client:upload(model, path): uploads a local file (a path, explicit here, or a dashscope.file)
+--- for `model` (temporary, 48 h): its oss:// URL, or nil and err. Model methods do this by
+--- themselves for a dashscope.file in a url field.
 function Client:upload(model, path)
   checkself(self, "upload")
   if type(model) ~= "string" or not model:find("^[%w%-_.]+$") then
     check.fail("upload", "model must be a model name string", 2)
   end
-  if type(path) ~= "string" or path == "" then
-    check.fail("upload", "path must be a non-empty string", 2)
-  end
-  local file, why = files.open(files.local_path(path) or path)
-  if not file then
-    check.fail("upload", "cannot upload " .. why, 2)
-  end
+  local file = files.is_local(path) and path or files.new(path, "upload", 2)
   local ok, err = files.upload(self, model, { file })
   if not ok then
     return nil, err
@@ -176,6 +178,7 @@ function Client:submit(model, input, parameters)
   end
   check.jsonable(input, "input", "submit", 2)
   check.jsonable(parameters or {}, "parameters", "submit", 2)
+  files.check_placement(input, parameters or {}, "submit", 2) -- uploaded at input's top level only
   return self:_submit(model, input, parameters or {})
 end
 

@@ -67,13 +67,13 @@ local function trim(s)
   return (s:gsub("^%s+", ""):gsub("%s+$", ""))
 end
 
+-- The key in the file at `path`, or nil. Read only from a regular file, opened without blocking
+-- (src/fs.c): a FIFO, a device or a directory there counts as no key file, and never hangs.
 local function read_key_file(path)
-  local f = io.open(path, "rb")
-  if not f then
+  if path:find("%z") then
     return nil
   end
-  local text = f:read("*a")
-  f:close()
+  local text = require("dashscope.core").file_read(path, 64 * 1024)
   text = text and trim(text)
   if text == nil or text == "" then
     return nil

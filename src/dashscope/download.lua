@@ -1,8 +1,22 @@
--- task:download(path, opts): the result video, streamed to a file (protocol.md §4.2: the URL is
--- signed, lasts 24 h, and lives on a storage host). Written under a temporary name beside `path`
--- and renamed only once complete, so `path` is either the whole video or untouched. The storage
--- host gets no Authorization header and no key (http.lua sends those to the service only).
+-- task:download(path, opts): the result video, streamed to a file (docs/protocol.md §4.2: the URL is
+-- signed, lasts 24 h, and lives on a storage host). The storage host gets no Authorization header
+-- and no key (http.lua sends those to the service only).
+--
+-- To a path, the way a careful Unix tool writes one: the bytes go to a new file beside `path`,
+-- created O_CREAT|O_EXCL|O_NOFOLLOW under a name with 64 random bits (`path.part-<hex>`, so
+-- nobody can plant a link there in advance, and one planted anyway is refused, never followed),
+-- written through that descriptor, synced, then put in place in one step (without `overwrite`,
+-- by link(2), so a file that appeared at `path` meanwhile is not replaced). `path` is therefore
+-- either the whole video or untouched, and on any failure the temporary file is removed.
+--
+-- To an open Lua file handle (io.stdout): the bytes are written to its descriptor as they arrive,
+-- with no temporary file; once a byte has gone out a failure is not retried (it would repeat it).
+--
+-- Failures: a write that fails (ENOSPC, EIO, EFBIG, EPIPE) is WriteError and never retried; a
+-- video over `max_download` bytes is TooLarge; `timeout` bounds the whole transfer, retries
+-- included (Timeout).
 local check = require("dashscope.check")
+local core = require("dashscope.core")
 local errors = require("dashscope.errors")
 local files = require("dashscope.files")
 local http = require("dashscope.http")
@@ -11,31 +25,47 @@ local download = {}
 
 local OPTIONS = {
   { name = "on_progress", type = "function", doc = "function(done, total) with bytes written and expected (total nil when unknown)" },
-  { name = "timeout", type = "number", min = 0.001, doc = "seconds for the whole download (default 3600); an unfinished task is waited for first, within the client's wait_timeout" },
-  { name = "overwrite", type = "boolean", doc = "replace an existing file at path (default false: that is an error)" },
+  { name = "timeout", type = "number", min = 0.001, doc = "seconds for the whole transfer, retries included (default 3600; Timeout); an unfinished task is waited for first, within the client's wait_timeout, not counted here" },
+  { name = "overwrite", type = "boolean", doc = "replace an existing file at path (default false: that is an error); not with a file handle" },
+  { name = "max_download", type = "integer", min = 1, doc = "bytes: a larger video is refused (TooLarge) and nothing is kept (default: no cap)" },
 }
 download.OPTIONS = OPTIONS
 
-local function fail(code, message, t)
-  return nil, errors.new { code = code, message = message, task_id = t.id }
+local TRIES = 8 -- random names tried before giving up (each collision is a 2^-64 chance, or a plant)
+
+local function fail(code, message, t, retryable)
+  return nil, errors.new { code = code, message = message, task_id = t.id, retryable = retryable or false }
 end
 
-local function exists(path)
-  local f = io.open(path, "rb")
-  if f then f:close() end
-  return f ~= nil
+-- Classifies one attempt: a failed write or a video over the cap ends the download at once.
+local function classify(o, stream)
+  return function(kind, resp, terr, expect, scrub)
+    if terr and terr.kind == "write" then
+      return nil, errors.new({ code = "WriteError", retryable = false,
+        message = "cannot write the video: " .. tostring(terr.message) }, scrub)
+    elseif terr and terr.kind == "too_large" and o.max_download then
+      return nil, errors.new({ code = "TooLarge", retryable = false,
+        message = string.format("the video is larger than max_download (%d bytes)", o.max_download) }, scrub)
+    end
+    local body, err, retry_after = http.classify_storage(kind, resp, terr, expect, scrub)
+    if err and stream and terr and (terr.written or 0) > 0 then
+      err.retryable = false -- bytes already went out: a retry would send them twice
+    end
+    return body, err, retry_after
+  end
 end
 
--- Runs the transfer of `url` into `tmp`: true, or nil and err. Calls on_progress as bytes arrive.
-local function fetch(client, url, tmp, o)
+-- Runs the transfer of `url` into descriptor `fd` until `deadline` (clock seconds): the response,
+-- or nil and err. Calls on_progress as bytes arrive.
+local function fetch(client, url, fd, o, deadline, stream)
   local call = http.start(client, {
-    method = "GET", url = url, kind = "download", classify = http.classify_storage,
-    output = tmp, progress = o.on_progress ~= nil, timeout = o.timeout or 3600,
-    deadline = client:_now() + (o.timeout or 3600) + 60, -- room for the retries of a whole download
+    method = "GET", url = url, kind = "download", classify = classify(o, stream),
+    output = fd, truncate = not stream, max_output = o.max_download, progress = o.on_progress ~= nil,
+    timeout = math.max(0.001, deadline - core.now()), deadline = deadline,
     max_body = 64 * 1024, -- for an error page only: the video goes to the file
   })
   local last_done, last_total
-  client:_run(function()
+  local function finished()
     local rq = call.request
     if o.on_progress and rq then
       local done, total = rq:progress()
@@ -45,21 +75,91 @@ local function fetch(client, url, tmp, o)
       end
     end
     return call.done
-  end)
+  end
+  local ok, in_time = pcall(client._run, client, finished, deadline)
+  if not ok or not in_time then
+    -- Time is up for the whole download (or on_progress raised): the attempt in flight ends now
+    -- (a call held back for a retry ends at the next step, its deadline passed).
+    if call.request then call.request:cancel() end
+    client:_run(function() return call.done end)
+    if not ok then error(in_time, 0) end
+    if not call.body_value then
+      return nil, errors.new { code = "Timeout", retryable = true,
+        message = string.format("the download did not finish within its timeout (%g s)", o.timeout or 3600) }
+    end
+  end
   if call.err then
     return nil, call.err
   end
-  local bytes = o.on_progress and files.size(tmp)
-  if bytes and bytes ~= last_done then o.on_progress(bytes, bytes) end
+  local written = call.body_value.written
+  if o.on_progress and written ~= last_done then o.on_progress(written, written) end
   return call.body_value
+end
+
+-- The destination: a handle to stream to (stream = true), or a path. Raises on misuse.
+local function destination(path)
+  local kind = io.type(path)
+  if kind == "file" then
+    return core.fileno(path), true
+  elseif kind == "closed file" then
+    check.fail("task:download", "the file handle is closed", 4)
+  end
+  if type(path) ~= "string" or path == "" then
+    check.fail("task:download", "path must be a non-empty string or an open file handle (got "
+      .. (path == "" and '""' or type(path)) .. ")", 4)
+  end
+  if path:find("%z") then -- C would see a shorter path: refused before anything is touched
+    check.fail("task:download", "path must not contain NUL (got " .. files.quote(path) .. ")", 4)
+  end
+  return nil, false
+end
+
+-- A new temporary file beside `path`: the Fd and its name, or nil and why.
+local function create_temp(path)
+  local why = "no name"
+  for _ = 1, TRIES do
+    local hex, rerr = core.random_hex(8)
+    if not hex then
+      return nil, "no random name: " .. tostring(rerr)
+    end
+    local tmp = path .. ".part-" .. hex
+    local fd, err, exists = core.create_new(tmp)
+    if fd then
+      return fd, tmp
+    end
+    why = err
+    if not exists then break end
+  end
+  return nil, why
+end
+
+-- The video of `t` into descriptor `fd` (a temporary file, or a handle's): the response, or nil
+-- and err. Checks that it came whole.
+local function transfer(t, url, fd, o, stream)
+  local deadline = core.now() + (o.timeout or 3600)
+  local resp, ferr = fetch(t._client, url, fd, o, deadline, stream)
+  if not resp then
+    if ferr.status == 403 and tostring(ferr.message):lower():find("expired") then
+      ferr.code = "ResultExpired"
+      ferr.message = "the video URL has expired (results are kept 24 h after the task ends): " .. ferr.message
+    end
+    ferr.task_id = t.id
+    return nil, ferr
+  end
+  local expected = tonumber(resp.headers and resp.headers["content-length"])
+  if expected and resp.written ~= expected then
+    return fail("NetworkError", string.format("the video came short: %d of %d bytes", resp.written, expected), t, true)
+  end
+  return resp
 end
 
 --- The method: see the header.
 function download.run(t, path, opts)
-  if type(path) ~= "string" or path == "" then
-    check.fail("task:download", "path must be a non-empty string", 3)
-  end
+  local out, stream = destination(path)
   local o = check.fields(OPTIONS, opts or {}, "task:download", 3)
+  if stream and o.overwrite ~= nil then
+    check.fail("task:download", "overwrite is for a path, not a file handle", 3)
+  end
   if not t:ended() then
     local done, err = t:wait()
     if not done then return nil, err end
@@ -71,36 +171,39 @@ function download.run(t, path, opts)
   if type(result.video_url) ~= "string" then
     return fail("NoVideo", "the task's answer carries no video URL", t)
   end
-  if exists(path) and not o.overwrite then
+  if stream then
+    local resp, err = transfer(t, result.video_url, out, o, true)
+    if not resp then return nil, err end
+    return path
+  end
+  if not o.overwrite and core.file_exists(path) then
     return fail("FileExists", path .. " exists (opts.overwrite = true replaces it)", t)
   end
-  local tmp = string.format("%s.part-%x", path, math.floor(t._client:_now() * 1e6) % 0x7fffffff)
-  local f, why = io.open(tmp, "wb") -- the directory is writable: else a clear error, nothing sent
-  if not f then
-    return fail("WriteError", "cannot write beside " .. path .. ": " .. tostring(why), t)
+  local fd, tmp = create_temp(path) -- the directory is writable: else a clear error, nothing sent
+  if not fd then
+    return fail("WriteError", "cannot write beside " .. path .. ": " .. tostring(tmp), t)
   end
-  f:close()
-  local ok, resp, ferr = pcall(fetch, t._client, result.video_url, tmp, o)
+  local ok, resp, ferr = pcall(transfer, t, result.video_url, fd:fileno(), o, false)
+  if ok and resp then
+    local synced, serr = fd:sync()
+    local closed, cerr = fd:close()
+    if not (synced and closed) then
+      resp, ferr = fail("WriteError", "cannot write the video: " .. tostring(serr or cerr), t)
+    end
+  end
+  fd:close()
   if not ok or not resp then
     os.remove(tmp)
     if not ok then error(resp, 0) end -- a raising on_progress: no partial file left behind
-    if ferr.status == 403 and tostring(ferr.message):lower():find("expired") then
-      ferr.code = "ResultExpired"
-      ferr.message = "the video URL has expired (results are kept 24 h after the task ends): " .. ferr.message
-    end
-    ferr.task_id = t.id
     return nil, ferr
   end
-  local expected = tonumber(resp.headers and resp.headers["content-length"])
-  local size = files.size(tmp)
-  if expected and size ~= expected then
+  local placed, perr, exists = core.place(tmp, path, o.overwrite)
+  if not placed then
     os.remove(tmp)
-    return fail("NetworkError", string.format("the video came short: %s of %s bytes", tostring(size), tostring(expected)), t)
-  end
-  local renamed, rerr = os.rename(tmp, path)
-  if not renamed then
-    os.remove(tmp)
-    return fail("WriteError", "cannot rename the download to " .. path .. ": " .. tostring(rerr), t)
+    if exists then
+      return fail("FileExists", path .. " appeared during the download (opts.overwrite = true replaces it)", t)
+    end
+    return fail("WriteError", "cannot rename the download to " .. path .. ": " .. tostring(perr), t)
   end
   return path
 end

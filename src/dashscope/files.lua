@@ -1,11 +1,17 @@
--- Local files as job inputs (protocol.md §8): a local path or file:// URL in any url field is
--- uploaded through the service's temporary-upload flow for the model that will read it, and the
--- field becomes that upload's oss:// URL (48 h, bound to the model).
+-- Local files as job inputs (docs/protocol.md §8). A local file enters a job only as a value that text
+-- from outside can never be: dashscope.file(path), a LocalFile, checked when it is made (a readable,
+-- non-empty regular file, opened without blocking: see src/fs.c). A string in a url field is always
+-- a remote reference (check.lua). Each LocalFile in a job is uploaded through the service's
+-- temporary-upload flow for the model that will read it, and the field becomes that upload's
+-- oss:// URL (48 h, bound to the model).
 --
 -- Per model, one upload policy (GET /uploads?action=getPolicy) is reused until shortly before it
 -- expires; each file is posted to the policy's upload host as multipart form data, `file` last,
 -- without the API key; the inputs of one job go up concurrently. Object names are unique (a
 -- per-process prefix, a counter and the file's own name), since the host refuses to overwrite.
+-- At upload time the file is opened again and must still be the size it was checked at; the bytes
+-- sent are read from that descriptor (src/form.c), so what goes up is the file that was checked.
+-- Whatever fails returns nil and err (code ReadError for the file itself); nothing is left running.
 local core = require("dashscope.core")
 local errors = require("dashscope.errors")
 local http = require("dashscope.http")
@@ -18,45 +24,31 @@ function LocalFile:__tostring()
   return "local file " .. self.path
 end
 
---- The path named by a url field's value, or nil when it is a URL of some other kind.
-function files.local_path(value)
-  if value:find("^file://") then
-    local rest = value:sub(8):gsub("^localhost/", "/")
-    return (rest:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
-  end
-  if value:find("^%a[%w+.-]*:") and not value:find("^%a:[/\\]") then
-    return nil -- a URL scheme the service does not read
-  end
-  return value
+-- Quotes a path for a message, control bytes escaped (a name may hold a newline).
+local function quote(s)
+  if #s > 60 then s = s:sub(1, 57) .. "..." end
+  return '"' .. s:gsub('[%c"\\]', function(c) return ("\\%d"):format(c:byte()) end) .. '"'
 end
+files.quote = quote
 
---- A LocalFile for `path` when it can be uploaded: a readable, non-empty regular file. Else nil
---- and why.
-function files.open(path)
-  local f, err = io.open(path, "rb")
-  if not f then
-    return nil, err
+--- A LocalFile for `path`: a readable, non-empty regular file, checked now without blocking.
+--- Raises otherwise, as `what` ("dashscope.file"), at `level` (as check.fail's: 1 is the function
+--- that calls files.new).
+function files.new(path, what, level)
+  level = (level or 1) + 1
+  if type(path) ~= "string" or path == "" then
+    error(what .. ": path must be a non-empty string (got " .. (path == "" and '""' or type(path)) .. ")", level)
   end
-  local ok, read_err = f:read(0) -- a directory opens, but does not read
-  local size = f:seek("end")
-  f:close()
-  if ok == nil and read_err then
-    return nil, path .. ": " .. read_err
+  if path:find("%z") then
+    error(what .. ": path must not contain NUL (got " .. quote(path) .. ")", level)
   end
-  if not size or size == 0 then
-    return nil, path .. ": empty file"
+  local size, why = core.file_check(path)
+  if not size then
+    error(what .. ": cannot use " .. quote(path) .. ": " .. why
+      .. " (a local file must be a readable, non-empty regular file)", level)
   end
-  local name = path:match("([^/\\]+)$") or "file"
+  local name = (path:match("([^/]+)/*$") or "file"):gsub("[^%w%._-]", "_")
   return setmetatable({ path = path, size = size, name = name }, LocalFile)
-end
-
---- The bytes in the file at `path`, or nil when it cannot be opened.
-function files.size(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local size = f:seek("end")
-  f:close()
-  return size
 end
 
 local OSS_HEADER = "X-DashScope-OssResourceResolve: enable"
@@ -72,13 +64,13 @@ local function has_oss_url(value)
   return false
 end
 
---- The header a request whose `input` names an oss:// URL anywhere must carry (protocol.md §8.4),
+--- The header a request whose `input` names an oss:// URL anywhere must carry (docs/protocol.md §8.4),
 --- or nil.
 function files.oss_header(input)
   return has_oss_url(input) and OSS_HEADER or nil
 end
 
---- True for the values files.open makes.
+--- True for the values files.new makes.
 function files.is_local(value)
   return getmetatable(value) == LocalFile
 end
@@ -103,8 +95,8 @@ local function object_name(file)
     prefix = string.format("%x%06x%s", os.time(), math.floor(core.now() * 1e6) % 0x1000000, addr:sub(-6))
   end
   counter = (counter or 0) + 1
-  local safe = file.name:gsub("[^%w%._-]", "_")
-  return string.format("%s-%d-%s", prefix, counter, safe)
+  return string.format("%s-%d-%s", prefix, counter, file.name) -- file.name holds only those
+
 end
 
 local function policy_shape(body)
@@ -147,8 +139,31 @@ local function too_large(file, data)
   end
 end
 
--- Starts posting `file` under policy `data`; on_done(oss_url or nil, err).
+-- The file could not be read as it was checked: gone, another size, unreadable. Never retried.
+local function read_error(file, why, scrub)
+  return errors.new({ code = "ReadError", retryable = false,
+    message = "cannot upload " .. quote(file.path) .. ": " .. why .. "; nothing was submitted" }, scrub)
+end
+
+-- Classifies an upload: the storage host's answer, or a file that failed its check as it was read
+-- (the transfer's kind "read", src/form.c).
+local function classify_upload(file)
+  return function(kind, resp, terr, expect, scrub)
+    if terr and terr.kind == "read" then
+      return nil, read_error(file, tostring(terr.message):gsub("^[^:]*: ", ""), scrub)
+    end
+    return http.classify_storage(kind, resp, terr, expect, scrub)
+  end
+end
+
+-- Starts posting `file` under policy `data`; on_done(oss_url or nil, err), perhaps at once.
 local function post(client, file, data, on_done)
+  -- Opened again now: still there, still a regular file of the size it was checked at.
+  local size, why = core.file_check(file.path)
+  if size ~= file.size then
+    return on_done(nil, read_error(file, size and string.format("it is now %d bytes, not the %d it was checked at",
+      size, file.size) or why))
+  end
   local key = data.upload_dir .. "/" .. object_name(file)
   local form = {
     { name = "OSSAccessKeyId", value = data.oss_access_key_id },
@@ -159,12 +174,12 @@ local function post(client, file, data, on_done)
     { name = "x-oss-forbid-overwrite", value = tostring(data.x_oss_forbid_overwrite or "true") },
     { name = "success_action_status", value = "200" },
     { name = "x-oss-content-type", value = mime_type(file.name) },
-    { name = "file", file = file.path, filename = file.name, type = mime_type(file.name) },
+    { name = "file", file = file.path, size = file.size, filename = file.name, type = mime_type(file.name) },
   }
   local call
   call = http.start(client, {
     method = "POST", url = data.upload_host, form = form, kind = "upload",
-    classify = http.classify_storage, headers = { "Accept: application/json" },
+    classify = classify_upload(file), headers = { "Accept: application/json" },
     max_body = 64 * 1024,
     on_done = function(_, err)
       -- A retry that finds its own object there: the first attempt landed, its answer did not.
@@ -172,7 +187,9 @@ local function post(client, file, data, on_done)
         err = nil
       end
       if err then
-        err.message = "uploading " .. file.path .. ": " .. tostring(err.message)
+        if err.code ~= "ReadError" then
+          err.message = "uploading " .. quote(file.path) .. ": " .. tostring(err.message)
+        end
         return on_done(nil, err)
       end
       on_done("oss://" .. key)
@@ -217,6 +234,29 @@ function files.upload(client, model, list)
       if first_err then return nil, first_err end
       return true
     end
+  end
+end
+
+-- Whether a LocalFile is anywhere inside table `t` (JSON-checked already: no cycles).
+local function holds_local(t)
+  for _, v in pairs(t) do
+    if files.is_local(v) or type(v) == "table" and holds_local(v) then return true end
+  end
+  return false
+end
+
+--- Raises unless every LocalFile in `input` is one of its top-level values, and `parameters` holds
+--- none: only those are uploaded, and any other would go out as a JSON object.
+function files.check_placement(input, parameters, what, level)
+  for k, v in pairs(input) do
+    if type(v) == "table" and not files.is_local(v) and holds_local(v) then
+      error(what .. ": input." .. tostring(k) .. " holds a dashscope.file deeper down; only a "
+        .. "top-level field of input takes one", (level or 1) + 1)
+    end
+  end
+  if holds_local(parameters) then
+    error(what .. ": parameters hold a dashscope.file; only a top-level field of input takes one",
+      (level or 1) + 1)
   end
 end
 

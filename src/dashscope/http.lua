@@ -189,6 +189,7 @@ local function send(client, call)
     body = call.body,
     form = call.form,
     output = call.output,
+    truncate = call.truncate, max_output = call.max_output, -- downloads (download.lua)
     progress = call.progress,
     timeout = call.timeout or s.timeout,
     connect_timeout = s.connect_timeout,
