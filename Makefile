@@ -232,11 +232,11 @@ asan-run: $(BUILD)/asan-preload.so
 	@$(RUN_ENV) sh spec/with-server env $(ASAN_ENV) \
 	  $(BUILD)/bin/$(LUA) `command -v $(BUSTED)` --ignore-lua -o $(BUSTED_OUTPUT) $(BUSTED_FLAGS) spec
 
-# Each harness is fuzz/NAME_fuzz.c; response_fuzz links the module's C sources and lua5.4 and runs
-# the Lua layer from src/ (see fuzz/README.md). The corpus a run grows lives in build/fuzz/corpus/NAME;
+# Each harness is fuzz/NAME_fuzz.c; response_fuzz and url_fuzz link the module's C sources and lua5.4
+# and run the Lua layer from src/ (see fuzz/README.md). The corpus a run grows lives in build/fuzz/corpus/NAME;
 # the seeds in fuzz/corpus/NAME are only read.
 FUZZ_SECONDS ?= 30
-FUZZ_NAMES   ?= headers response
+FUZZ_NAMES   ?= headers response url
 FUZZ_BUILD    = build/fuzz
 FUZZ_FLAGS    = -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer \
   -g -O1 -std=c99 -D_POSIX_C_SOURCE=200809L -Isrc $(WARN)
@@ -257,6 +257,11 @@ $(FUZZ_BUILD)/response_fuzz: fuzz/response_fuzz.c $(C_SRC) $(C_HDR) Makefile
 	@mkdir -p $(dir $@)
 	$(CLANG) $(FUZZ_FLAGS) -DFUZZ_ROOT='"$(CURDIR)"' $(shell $(PKG_CONFIG) --cflags $(FUZZ_LUA_PC)) $(CURL_CFLAGS) \
 	  -o $@ fuzz/response_fuzz.c $(C_SRC) $(shell $(PKG_CONFIG) --libs $(FUZZ_LUA_PC)) $(CURL_LIBS)
+
+$(FUZZ_BUILD)/url_fuzz: fuzz/url_fuzz.c $(C_SRC) $(C_HDR) Makefile
+	@mkdir -p $(dir $@)
+	$(CLANG) $(FUZZ_FLAGS) -DFUZZ_ROOT='"$(CURDIR)"' $(shell $(PKG_CONFIG) --cflags $(FUZZ_LUA_PC)) $(CURL_CFLAGS) \
+	  -o $@ fuzz/url_fuzz.c $(C_SRC) $(shell $(PKG_CONFIG) --libs $(FUZZ_LUA_PC)) $(CURL_LIBS)
 
 # Every harness runs, one after the other, with the flags of fuzz/NAME.options, if any; one that
 # finds something fails the target once all have run. Each run's whole log is build/fuzz/NAME.log;

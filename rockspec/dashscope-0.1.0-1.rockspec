@@ -29,7 +29,7 @@ build = {
   modules = {
     dashscope = {
       sources = { "src/buffer.c", "src/clock.c", "src/form.c", "src/fs.c", "src/headers.c", "src/module.c", "src/request.c", "src/transport.c",
-                  "src/watch.c" },
+                  "src/url.c", "src/watch.c" },
       libraries = { "curl" },
       incdirs = { "$(CURL_INCDIR)", "/usr/include/x86_64-linux-gnu" },
       libdirs = { "$(CURL_LIBDIR)" },
@@ -50,6 +50,7 @@ build = {
     ["dashscope.schedule"] = "src/dashscope/schedule.lua",
     ["dashscope.scheduler"] = "src/dashscope/scheduler.lua",
     ["dashscope.task"] = "src/dashscope/task.lua",
+    ["dashscope.url"] = "src/dashscope/url.lua",
     ["dashscope.uv"] = "src/dashscope/uv.lua",
   },
   install = {

@@ -104,7 +104,7 @@ describe("dashscope.new", function()
 
   local BAD = {
     { { timeout = "60" }, "field 'timeout' must be a number" },
-    { { timeout = 0 }, "field 'timeout' must be a number of at least" },
+    { { timeout = 0 }, "field 'timeout' must be a number from 0.001 to 86400" },
     { { max_retries = -1 }, "field 'max_retries' must be an integer from 0 to 100" },
     { { poll_intervall = 1 }, "did you mean 'poll_interval'?" },
     { { apikey = "x" }, "did you mean 'api_key'?" },

@@ -2,8 +2,8 @@
  * module.c -- luaopen_dashscope, the one exported symbol.
  *
  * Owns process-wide setup (curl_global_init, once) and the "dashscope.core"
- * table: VERSION, curl_version, new_transport, now, wallclock, rusage (clock.c), isatty, and the
- * local-file functions of fs.c. The public
+ * table: VERSION, curl_version, new_transport, now, wallclock, rusage (clock.c), isatty, the
+ * local-file functions of fs.c, and parse_url, getdate (url.c). The public
  * module table is built by the Lua layer (dashscope.client), whose result is returned.
  */
 #include <unistd.h>
@@ -18,6 +18,7 @@
 #include "fs.h"
 #include "request.h"
 #include "transport.h"
+#include "url.h"
 
 /* The only mutable C global: a once-guard. curl_global_init is itself
  * reference-counted (and thread-safe since 7.84), so a racing second call is
@@ -51,6 +52,7 @@ DS_API int luaopen_dashscope(lua_State *L) {
   ds_request_open(L);
   ds_transport_open(L);
   ds_fs_open(L);  /* file_check, create_new, place, ...: see fs.h */
+  ds_url_open(L); /* parse_url, getdate */
   lua_pushcfunction(L, ds_clock_lnow);
   lua_setfield(L, -2, "now");
   lua_pushcfunction(L, ds_clock_lwallclock);

@@ -158,6 +158,8 @@ function types.boolean(v)
   return v
 end
 
+-- Numbers are finite (NaN and the infinities are refused everywhere: a NaN compares false with
+-- every bound, an infinity means "never"), and within the rule's range.
 function types.integer(v, rule)
   local i = as_integer(v)
   if i == nil or not in_range(i, rule) then
@@ -167,8 +169,9 @@ function types.integer(v, rule)
 end
 
 function types.number(v, rule)
-  if type(v) ~= "number" or v ~= v or not in_range(v, rule) then
-    return nil, "must be a number" .. range_text(rule)
+  if type(v) ~= "number" or v ~= v or v == math.huge or v == -math.huge or not in_range(v, rule) then
+    -- a range already excludes NaN and the infinities, in words every reader knows
+    return nil, (rule.min or rule.max) and "must be a number" .. range_text(rule) or "must be a finite number"
   end
   return as_integer(v) or v
 end
@@ -236,8 +239,15 @@ types["function"] = function(v)
 end
 
 -- Quotas: false (none), true (the defaults), or { submit = { [model] = rate }, tasks = rate }.
+-- A rate is a finite number of requests per second within RATE: NaN or 0 would mean "no limit"
+-- or "never", an infinity or 1e-300 a client that never sends.
+local RATE = { min = 0.001, max = 1000000 }
 function types.rate_limits(v)
   local must = "must be false, true or { submit = { [model] = per second }, tasks = per second }"
+  local function rate_ok(x)
+    return type(x) == "number" and x == x and x ~= math.huge and in_range(x, RATE)
+  end
+  local rate_must = " with rates that are finite numbers" .. range_text(RATE)
   if type(v) == "boolean" then
     return v
   end
@@ -246,10 +256,13 @@ function types.rate_limits(v)
   end
   for k, x in pairs(v) do
     if k == "tasks" then
-      if type(x) ~= "number" or x <= 0 then return nil, must end
+      if not rate_ok(x) then return nil, must .. rate_must .. " (tasks = " .. show(x) .. ")" end
     elseif k == "submit" and type(x) == "table" then
       for model, rate in pairs(x) do
-        if type(model) ~= "string" or type(rate) ~= "number" or rate <= 0 then return nil, must end
+        if type(model) ~= "string" then return nil, must end
+        if not rate_ok(rate) then
+          return nil, must .. rate_must .. " (submit[" .. quote(model) .. "] = " .. show(rate) .. ")"
+        end
       end
     else
       return nil, must

@@ -2,6 +2,7 @@
 -- the environment fills them in (protocol.md §12.2). Reads the environment and the key file; owns
 -- no network code.
 local check = require("dashscope.check")
+local url = require("dashscope.url")
 
 local config = {}
 
@@ -31,37 +32,68 @@ config.RATE_LIMITS = {
   tasks = 20,
 }
 
+-- The longest any one delay or timeout may be: beyond it a value is a mistake (a unit slip, an
+-- infinity) that would freeze a client, not a wish. The C side caps libcurl's timeouts near 24 days.
+local DAY = 86400
+
 config.OPTIONS = {
   { name = "api_key", type = "string", secret = true, header = true,
     doc = "the DashScope API key (default: env DASHSCOPE_API_KEY, then the file named by env DASHSCOPE_API_KEY_FILE_PATH, then ~/.dashscope/api_key)" },
   { name = "base_url", type = "string",
-    doc = "service root (default: env DASHSCOPE_HTTP_BASE_URL, else " .. config.DEFAULT_BASE_URL .. ")" },
+    doc = "service root, an http:// or https:// URL without credentials, query or fragment (default: env DASHSCOPE_HTTP_BASE_URL, else " .. config.DEFAULT_BASE_URL .. ")" },
   { name = "workspace", type = "string", header = true, doc = "sent as X-DashScope-WorkSpace" },
-  { name = "timeout", type = "number", min = 0.001, doc = "seconds, per HTTP request (default 60)" },
-  { name = "connect_timeout", type = "number", min = 0.001, doc = "seconds, per connection (default 10)" },
-  { name = "poll_interval", type = "number", min = 0.001, doc = "seconds before the first status query (default 1)" },
-  { name = "max_poll_interval", type = "number", min = 0.001, doc = "longest delay between two status queries (default 10)" },
-  { name = "wait_timeout", type = "number", min = 0, doc = "default deadline of task:wait, seconds (default 3 h)" },
+  { name = "timeout", type = "number", min = 0.001, max = DAY, doc = "seconds, per HTTP request (default 60)" },
+  { name = "connect_timeout", type = "number", min = 0.001, max = DAY, doc = "seconds, per connection (default 10)" },
+  { name = "poll_interval", type = "number", min = 0.001, max = DAY, doc = "seconds before the first status query (default 1)" },
+  { name = "max_poll_interval", type = "number", min = 0.001, max = DAY, doc = "longest delay between two status queries (default 10)" },
+  { name = "wait_timeout", type = "number", min = 0, max = 7 * DAY, doc = "default deadline of task:wait, seconds (default 3 h)" },
   { name = "max_retries", type = "integer", min = 0, max = 100, doc = "retries of a retryable failure (default 3)" },
-  { name = "call_timeout", type = "number", min = 0.001, doc = "seconds one call may take in all, through quota waits and retries (default 300); task:wait has its own wait_timeout" },
-  { name = "retry_base_delay", type = "number", min = 0, doc = "back-off base, seconds (default 0.5)" },
-  { name = "retry_max_delay", type = "number", min = 0, doc = "back-off cap, seconds (default 20)" },
-  { name = "max_body", type = "integer", min = 1024, doc = "largest JSON answer accepted, bytes (default 4 MiB)" },
+  { name = "call_timeout", type = "number", min = 0.001, max = DAY, doc = "seconds one call may take in all, through quota waits and retries (default 300); task:wait has its own wait_timeout" },
+  { name = "retry_base_delay", type = "number", min = 0, max = 3600, doc = "back-off base, seconds (default 0.5)" },
+  { name = "retry_max_delay", type = "number", min = 0, max = DAY, doc = "back-off cap, seconds (default 20)" },
+  { name = "max_body", type = "integer", min = 1024, max = 2147483648, doc = "largest JSON answer accepted, bytes (default 4 MiB)" },
   { name = "max_connections", type = "integer", min = 1, max = 256, doc = "TCP connections the client may open at once (default 6); more requests queue" },
-  { name = "rate_limits", type = "rate_limits", doc = "false, or { submit = { [model] = per second }, tasks = per second }: the quotas the client keeps (default: the service's, protocol.md §10)" },
-  { name = "user_agent", type = "string", header = true, doc = "appended to the User-Agent" },
+  { name = "rate_limits", type = "rate_limits", doc = "false, or { submit = { [model] = per second }, tasks = per second }, rates from 0.001 to 1000000: the quotas the client keeps (default: the service's, protocol.md §10)" },
+  { name = "user_agent", type = "string", header = true, doc = "appended to the User-Agent (no control characters)" },
   { name = "sleep", type = "function", doc = "function(seconds) called instead of blocking, e.g. ngx.sleep; may yield" },
-  { name = "ca_file", type = "string", doc = "a PEM file of CA certificates to verify TLS peers with (a private CA); verification itself is always on" },
+  { name = "ca_file", type = "string", doc = "a PEM file of CA certificates to verify TLS peers with (a private CA); verification itself is always on (no control characters)" },
   { name = "ca_path", type = "string", doc = "a directory of CA certificates (c_rehash layout), as ca_file" },
-  { name = "allow_http", type = "boolean", doc = "permit a plain http:// base_url to a host other than loopback: the API key then crosses the network unencrypted (default false)" },
+  { name = "allow_http", type = "boolean", doc = "permit a plain http:// base_url to a host other than loopback (127.0.0.0/8, [::1], localhost): the API key then crosses the network unencrypted (default false)" },
 }
 
--- Hosts a plain http:// base_url may name without allow_http: the key never leaves the machine.
-local function loopback(url)
-  local host = url:match("^http://%[([^%]]+)%]") or url:match("^http://([^/:?#]+)")
-  host = host and host:lower()
-  return host == "localhost" or host == "::1" or (host and host:find("^127%.%d+%.%d+%.%d+$") ~= nil)
+-- The base URL `base` (from `origin`, for messages) read by libcurl, as the client will send it:
+-- trailing slashes stripped. Raises unless it is http(s), has a host and no credentials, query or
+-- fragment, and is plain http:// only to a loopback host (or with allow_http). The value itself is
+-- never quoted: a URL with userinfo may hold a password.
+local function base_url(base, origin, allow_http, level)
+  local function refuse(text)
+    check.fail("dashscope.new", origin .. " " .. text, level + 1) -- at base_url's caller
+  end
+  if base:find("[%z%c ]") then
+    refuse("must not contain CR, LF, NUL, other control characters or spaces")
+  end
+  base = base:gsub("/+$", "")
+  local parts = url.parse(base)
+  if not parts or (parts.scheme ~= "http" and parts.scheme ~= "https") or not parts.host
+      or not base:lower():find("^https?://[^/]") then
+    refuse("must be an http:// or https:// URL")
+  end
+  if url.userinfo(parts) then
+    refuse("must not carry credentials (user:password@ before the host): the key goes in api_key")
+  end
+  if base:find("[?#]") or parts.query or parts.fragment then
+    refuse("must not have a ?query or #fragment: request paths are appended to it")
+  end
+  if parts.scheme == "http" and not allow_http and not url.loopback(parts.host) then
+    refuse("is plain http:// to " .. parts.host .. ", which would send the API key unencrypted: "
+      .. "use https://, or set allow_http = true (loopback hosts need neither: 127.0.0.0/8, [::1], localhost)")
+  end
+  return base
 end
+
+-- Strings the C core refuses at a request when they hold control characters (src/request.c):
+-- refused here, at new, instead.
+local PLAIN_TEXT = { "ca_file", "ca_path", "user_agent" }
 
 local function trim(s)
   return (s:gsub("^%s+", ""):gsub("%s+$", ""))
@@ -134,14 +166,12 @@ function config.settings(opts, level, getenv)
     base, origin = nonempty(getenv("DASHSCOPE_HTTP_BASE_URL")), "env DASHSCOPE_HTTP_BASE_URL"
   end
   base = base or config.DEFAULT_BASE_URL
-  if not base:find("^https?://[^/%s]") then
-    check.fail("dashscope.new", origin .. " must be an http:// or https:// URL", level)
+  s.base_url = base_url(base, origin, s.allow_http, level + 1)
+  for _, name in ipairs(PLAIN_TEXT) do
+    if s[name] and s[name]:find("[%z%c]") then
+      check.fail("dashscope.new", "field '" .. name .. "' must not contain control characters or NUL", level)
+    end
   end
-  if base:find("^http://") and not loopback(base) and not s.allow_http then
-    check.fail("dashscope.new", origin .. " is plain http://, which would send the API key unencrypted: "
-      .. "use https://, or set allow_http = true (loopback hosts need neither)", level)
-  end
-  s.base_url = base:gsub("/+$", "")
 
   if s.poll_interval > s.max_poll_interval then
     check.fail("dashscope.new", "poll_interval (" .. s.poll_interval .. ") must not exceed max_poll_interval ("

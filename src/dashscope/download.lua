@@ -168,8 +168,8 @@ function download.run(t, path, opts)
   if t:status() ~= "SUCCEEDED" then
     return fail("NoVideo", "the task ended " .. t:status() .. ": there is no video", t)
   end
-  if type(result.video_url) ~= "string" then
-    return fail("NoVideo", "the task's answer carries no video URL", t)
+  if not require("dashscope.url").remote(result.video_url) then -- http(s), a host, no credentials
+    return fail("NoVideo", "the task's answer carries no video URL the client may fetch", t)
   end
   if stream then
     local resp, err = transfer(t, result.video_url, out, o, true)

@@ -105,7 +105,7 @@ local function policy_shape(body)
   for _, k in ipairs { "policy", "signature", "upload_dir", "upload_host", "oss_access_key_id" } do
     if type(d[k]) ~= "string" or d[k] == "" then return nil, "no data." .. k end
   end
-  if not d.upload_host:find("^https?://[^/%s]") then return nil, "data.upload_host is not a URL" end
+  if not require("dashscope.url").remote(d.upload_host) then return nil, "data.upload_host is not an http(s) URL without credentials" end
   return true
 end
 

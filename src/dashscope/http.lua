@@ -46,31 +46,29 @@ local RETRY_STATUS = {
 local UNSURE = " The request was sent, so the task may or may not have been created:"
   .. " client:tasks() lists recent tasks."
 
--- Retry-After: delta-seconds or an HTTP-date (IMF-fixdate). Returns seconds, or nil.
-local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6,
-                 Jul = 7, Aug = 8, Sep = 9, Oct = 10, Nov = 11, Dec = 12 }
+-- Retry-After: delta-seconds, or an HTTP-date read by libcurl's date parser (core.getdate: the
+-- IMF-fixdate, RFC 850 and asctime forms HTTP allows). Returns seconds from now, never negative
+-- and never more than RETRY_AFTER_MAX (finite, whatever the digits), or nil when the value is
+-- neither. Never raises, whatever the server sends: how long the client honours it is decided by
+-- its caller.
+local RETRY_AFTER_MAX = 2 ^ 31
 function http.retry_after(value)
   if type(value) ~= "string" then
     return nil
   end
-  local secs = tonumber(value:match("^%s*(%d+)%s*$"))
-  if secs then
-    return secs
+  local digits = value:match("^%s*(%d+)%s*$")
+  local secs
+  if digits then
+    secs = tonumber(digits)
+  else
+    local at = core.getdate(value)
+    secs = at and at - os.time()
   end
-  local d, mon, y, h, mi, s = value:match("%a+, (%d+) (%a+) (%d+) (%d+):(%d+):(%d+) GMT")
-  if not d or not MONTHS[mon] or #y ~= 4 then -- a year os.time cannot take raises (the fuzzer's find)
+  if not secs then
     return nil
   end
-  local when = { year = tonumber(y), month = MONTHS[mon], day = tonumber(d),
-                 hour = tonumber(h), min = tonumber(mi), sec = tonumber(s) }
-  -- os.time reads local time: correct by the local offset of the same instant.
-  local now = os.time()
-  local offset = os.time(os.date("!*t", now)) - now
-  local ok, at = pcall(os.time, when)
-  if not ok or not at then
-    return nil
-  end
-  return math.max(0, at - offset - now)
+  secs = math.min(math.max(0, secs), RETRY_AFTER_MAX)
+  return math.floor(secs)
 end
 
 local function failure(kind, terr, scrub)
