@@ -28,7 +28,7 @@ build = {
   type = "builtin",
   modules = {
     dashscope = {
-      sources = { "src/buffer.c", "src/clock.c", "src/form.c", "src/headers.c", "src/module.c", "src/request.c", "src/transport.c",
+      sources = { "src/buffer.c", "src/clock.c", "src/form.c", "src/headers.c", "src/module.c", "src/request.c", "src/scrub.c", "src/transport.c",
                   "src/watch.c" },
       libraries = { "curl" },
       incdirs = { "$(CURL_INCDIR)", "/usr/include/x86_64-linux-gnu" },

@@ -38,6 +38,22 @@ function errors.new(fields)
   return setmetatable(fields, Error)
 end
 
+--- The error of a call or wait that client:close() ended (closed from a callback, say): code
+--- `Aborted`. `fields` (optional) adds to it, e.g. task_id, or `sent = true` for a submit that was
+--- on its way (the task may exist).
+function errors.closed(fields)
+  fields = fields or {}
+  local sent = fields.sent
+  fields.sent = nil
+  fields.code, fields.retryable = "Aborted", false
+  fields.message = "the client was closed (client:close())"
+  if sent then
+    fields.message = fields.message .. " while the submit was on its way, so the task may or may not"
+      .. " have been created: client:tasks() on a new client lists recent tasks."
+  end
+  return errors.new(fields)
+end
+
 --- True for values made by errors.new.
 function errors.is(value)
   return getmetatable(value) == Error

@@ -236,6 +236,9 @@ function Task:wait(opts)
   local watch
   if o.on_status then
     o.on_status(self, self._status)
+    if self._client._closed then -- the callback closed the client
+      return nil, errors.closed { task_id = self.id }
+    end
     watch = self:_watch { on_status = o.on_status }
   end
   local _, result, err = self._client:each_done({ self }, { timeout = o.timeout, sleep = o.sleep })()
