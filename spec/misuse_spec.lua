@@ -212,6 +212,42 @@ describe("client:close() from inside a callback", function()
   end)
 end)
 
+describe("client:close() from a callback, under an event loop driver (dashscope.uv)", function()
+  before_each(function() helper.reset(FAST) end)
+
+  it("leaves the driver idle: no handle, no timer, no error", function()
+    local uv = { polls = {} }
+    function uv.new_socket_poll(fd)
+      local h = {}
+      function h.start() uv.polls[fd] = h end
+      function h.stop() end
+      function h.close() uv.polls[fd] = nil end
+      return h
+    end
+    function uv.new_timer()
+      local t = {}
+      function t.start(_, ms) t.ms = ms end
+      function t.stop() t.ms = nil end
+      function t.close() end
+      uv.timer = t
+      return t
+    end
+    local client = helper.client()
+    local reported = {}
+    local driver = require("dashscope.uv").attach(client, uv, { on_error = function(e) reported[#reported + 1] = e end })
+    local a = assert(client:liveportrait(fields(1)))
+    local b = assert(client:liveportrait(slow_fields(2)))
+    client:watch(a, { on_done = function() client:close() end })
+    local result, err = b:wait { timeout = 60 }
+    assert.is_nil(result)
+    assert.are.equal("Aborted", err.code)
+    assert.are.same({}, reported)
+    assert.is_nil(next(uv.polls))
+    assert.is_nil(uv.timer.ms)
+    driver:detach()
+  end)
+end)
+
 describe("an input", function()
   before_each(function() helper.reset(FAST) end)
 

@@ -139,7 +139,7 @@ end
 --- the deadline. Waits through `sleep` (or the client's) when given, else blocks in libcurl.
 function S:_run(finished, deadline, sleep)
   local done = self:_loop(finished, deadline, sleep)
-  if not self._closed then self:_ran() end
+  self:_ran() -- also once closed: a driver then finds no socket and no work, and goes idle
   return done
 end
 
@@ -331,6 +331,9 @@ end
 local function slots(self, tasks, opts, what)
   local n = check_tasks(self, tasks, what, 2)
   local o = check.fields(MANY_OPTIONS, opts or {}, what, 3)
+  local given = {} -- the array as given: the loop's body may change the caller's
+  for i = 1, n do given[i] = tasks[i] end
+  tasks = given
   local timeout = o.timeout or self._settings.wait_timeout
   local deadline = core.now() + timeout
   local slots_of, ended, regs = {}, {}, {} -- task -> its slots; tasks seen ended; task -> watch
@@ -437,6 +440,7 @@ end
 
 --- For event loops: the sockets libcurl wants watched now, { [fd] = "r" | "w" | "rw" }.
 function S:sockets()
+  if self._closed then return {} end -- closed from a callback: a driver drops its handles
   return self._transport:sockets()
 end
 
