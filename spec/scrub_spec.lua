@@ -185,3 +185,30 @@ describe("the CLI, given a server that quotes the key", function()
     end
   end)
 end)
+
+describe("core.scrub", function()
+  local core = helper.dashscope._core
+
+  it("hides the key of every client of the Lua state, in strings, values and keys, at any depth", function()
+    local _, _ = helper.client(), helper.client { api_key = "k1" } -- a key shorter than its mask
+    assert.are.equal("a <api-key> b <api-key><api-key>", core.scrub("a " .. KEY .. " b k1k1"))
+    local t = { [KEY] = { "x" .. KEY, { y = "k1" } }, plain = "as is", n = 1 }
+    t.self = t -- a cycle is walked once
+    assert.are.equal(t, core.scrub(t))
+    assert.is_nil(t[KEY])
+    assert.are.same({ "x<api-key>", { y = "<api-key>" } }, t["<api-key>"])
+    assert.are.equal("as is", t.plain)
+    assert.are.equal(t, t.self)
+    assert.are.equal(42, core.scrub(42))
+  end)
+
+  it("forgets the key of a closed client, and refuses a table nested deeper than it walks", function()
+    local c = helper.client { api_key = "sk-closed-key" }
+    assert.are.equal("<api-key>", core.scrub("sk-closed-key"))
+    c:close()
+    assert.are.equal("sk-closed-key", core.scrub("sk-closed-key"))
+    local deep = {}
+    for _ = 1, 1000 do deep = { deep } end
+    assert.truthy(helper.raises(function() core.scrub(deep) end):find("nested deeper", 1, true))
+  end)
+end)
