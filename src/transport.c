@@ -22,6 +22,7 @@
 
 #include "compat.h"
 #include "request.h"
+#include "scrub.h"
 #include "transport.h"
 #include "watch.h"
 
@@ -173,6 +174,7 @@ static int t_set_credential(lua_State *L) {
   wipe(&t->secret);
   t->credential = h;
   t->secret = k;
+  ds_scrub_remember(L, 1);  /* core.scrub hides it too, in every error and answer */
   return 0;
 }
 
@@ -524,4 +526,5 @@ void ds_transport_open(lua_State *L) {
   ds_class(L, DS_TRANSPORT_MT, t_meta, t_methods);
   lua_pushcfunction(L, t_new);
   lua_setfield(L, -2, "new_transport");
+  ds_scrub_open(L);
 }

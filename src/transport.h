@@ -56,7 +56,7 @@ struct ds_transport {
 /* The transport's credential header line, or NULL when none was set. */
 const char *ds_transport_credential(const ds_transport *t);
 
-/* Registers the metatable and sets new_transport in the table on top. */
+/* Registers the metatable and sets new_transport (and scrub, scrub.h) in the table on top. */
 void ds_transport_open(lua_State *L);
 
 /* Puts r in flight on t. The transport's userdata is at index tidx and the

@@ -33,11 +33,11 @@
 ---| "Timeout" # a request took longer than `timeout` (or its connection than `connect_timeout`)
 ---| "BadResponse" # a 2xx answer that is not JSON, is truncated, has the wrong shape or is larger than `max_body`
 ---| "Unknown" # an error status whose body is not the service's JSON error
----| "WaitTimeout" # the wait reached its deadline; the task may still finish (wait again)
+---| "WaitTimeout" # the wait (task:wait, wait_all, wait_any, each_done) reached its deadline; the task may still finish (wait again)
 ---| "TaskCanceled" # the task was canceled
 ---| "TaskUnknown" # the service does not know the task (unknown id, or expired after 24 h)
----| "TaskFailed" # the task FAILED without a code from the service
----| "Aborted" # the call was dropped by client:close()
+---| "TaskFailed" # the task FAILED without a code from the service (otherwise err.code is the service's code)
+---| "Aborted" # client:close() ended the call or wait (also from a callback); a submit on its way may have created the task
 ---| "DetectFailed" # client:emoji without boxes: the detector refused the image without a code (err.detect says more)
 ---| "FileTooLarge" # a local file is larger than the model's upload cap
 ---| "NoVideo" # task:download: the task did not succeed, or its answer has no video URL
@@ -108,7 +108,7 @@
 ---of epoch seconds (`os.time()`).
 ---@alias dashscope.ListTime string|number
 
----The iterator of `client:each_done`: each task once, with its result or its error.
+---The iterator of `client:each_done`: each task once per place in the array, with its result or its error.
 ---@alias dashscope.EachDoneIterator fun(): dashscope.Task?, dashscope.Result?, dashscope.Error?
 
 ---The iterator of `client:each_task`: each item of every page; `false` and the error on a failure,
@@ -309,7 +309,8 @@
 ---`tostring(err)` reads `CODE: message (HTTP 401, task ..., request_id ..., N attempts)`.
 ---@class dashscope.Error
 ---@field code dashscope.ErrorCode the service's code, or the client's own
----@field message string human text; never contains the API key
+---@field message string human text
+---No string of an error (any field, nested tables too) contains the API key: it reads `<api-key>`.
 ---@field status? integer the HTTP status, when there was an HTTP answer
 ---@field request_id? string when known
 ---@field task_id? string when known
@@ -468,8 +469,8 @@ function Client:tasks(filter) end
 ---@nodiscard
 function Client:each_task(filter) end
 
----Waits for every task.
----@param tasks dashscope.Task[] tasks of this client
+---Waits for every task. A task given twice fills both places.
+---@param tasks dashscope.Task[] tasks of this client (an array without holes)
 ---@param opts? dashscope.WaitManyOptions
 ---@return dashscope.ResultList results `results[i]` is task i's result, or nil
 ---@return dashscope.ErrorList errs `errs[i]` is task i's error, or nil
@@ -483,8 +484,10 @@ function Client:wait_all(tasks, opts) end
 ---@return dashscope.Error? err its error otherwise
 function Client:wait_any(tasks, opts) end
 
----Every task once, as it ends: `for task, result, err in client:each_done(tasks) do ... end`. At
----the deadline the rest come with `WaitTimeout`, in the order given.
+---Every task once per place it has in `tasks`, as it ends:
+---`for task, result, err in client:each_done(tasks) do ... end`. At the deadline the rest come with
+---`WaitTimeout`, in the order given; once the client is closed (a callback or the loop's body may
+---close it), with `Aborted`.
 ---@param tasks dashscope.Task[] tasks of this client
 ---@param opts? dashscope.WaitManyOptions
 ---@return dashscope.EachDoneIterator iterator
@@ -519,8 +522,9 @@ function Client:socket_ready(fd, readable, writable) end
 ---@nodiscard
 function Client:busy() end
 
----Drops every call in flight and closes the connections. Idempotent; also the `__close` of
----`local client <close> = dashscope.new()`.
+---Closes the connections: every call and wait in flight returns `nil, err` (`Aborted`), also when
+---called from a callback of the client. Idempotent; also the `__close` of
+---`local client <close> = dashscope.new()`. Using the client or its tasks afterwards raises.
 function Client:close() end
 
 -- Task
@@ -560,7 +564,10 @@ function Task:wait(opts) end
 ---@nodiscard
 function Task:result() end
 
----How the task ended, without asking: the result for SUCCEEDED, else `nil, err` saying why.
+---How the task ended, without asking: the result for SUCCEEDED; else `nil, err` saying why: the
+---service's code and message for FAILED (`TaskFailed` when it gave no code), `TaskCanceled`,
+---`TaskUnknown`, or the error that ended following it (a final query failure, `Aborted`). `nil`
+---and no error while the task has not ended. No string in it contains the API key.
 ---@return dashscope.Result? result
 ---@return dashscope.Error? err
 function Task:outcome() end

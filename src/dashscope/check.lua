@@ -331,38 +331,75 @@ function check.fields(contract, given, what, level)
   return out
 end
 
+-- How deep a value sent as JSON may nest (the value itself is level 1): json.lua's bound, so that
+-- what passes the check also encodes. Checked before anything deeper is looked at, so a hostile
+-- 100,000-level table is refused at once instead of walked.
+check.DEPTH = require("dashscope.json").DEPTH
+
+-- Metamethods that make a walk through pairs, # or indexing see other than what the table holds.
+-- The encoder (lua-cjson) reads the raw table, so a proxy would be checked as one thing and sent
+-- as another (an empty object): refused instead, on every interpreter alike (5.1 and LuaJIT
+-- ignore __pairs, so copying through pairs would not mean the same everywhere).
+local PROXY = { "__index", "__pairs", "__ipairs", "__len" }
+local getmetatable_raw = debug and debug.getmetatable or getmetatable -- past a __metatable field
+
+-- A path for messages: long ones (deep nesting) keep their two ends.
+local function shown_path(path)
+  if #path <= 80 then return path end
+  return path:sub(1, 48) .. "..." .. path:sub(-28)
+end
+
 -- True when a Lua value can be encoded as JSON without surprises: strings, finite numbers,
--- booleans, and tables that are either arrays 1..n or have only string keys; no cycles.
-local function jsonable(v, path, seen)
+-- booleans, and plain tables (no proxy metatable) that are either arrays 1..n without holes or
+-- have only string keys, nested at most check.DEPTH levels; no cycles. Read raw, as the encoder
+-- reads it. Else false and why.
+local function jsonable(v, path, seen, depth)
   local t = type(v)
   if t == "string" or t == "boolean" then
     return true
   elseif t == "number" then
     if v ~= v or v == math.huge or v == -math.huge then
-      return false, path .. " is not a finite number"
+      return false, shown_path(path) .. " is not a finite number"
     end
     return true
   elseif t ~= "table" then
-    return false, path .. " is a " .. t .. ", which JSON cannot carry"
+    return false, shown_path(path) .. " is a " .. t .. ", which JSON cannot carry"
+  end
+  if depth > check.DEPTH then
+    return false, shown_path(path) .. " is nested deeper than " .. check.DEPTH .. " levels"
+  end
+  local mt = getmetatable_raw(v)
+  if mt ~= nil then
+    for _, name in ipairs(PROXY) do
+      if type(mt) ~= "table" or rawget(mt, name) ~= nil then
+        return false, shown_path(path) .. " has a metatable with " .. name .. "; pass a plain table"
+          .. " (what is sent is what the table itself holds)"
+      end
+    end
   end
   if seen[v] then
-    return false, path .. " refers back to itself"
+    return false, shown_path(path) .. " refers back to itself"
   end
   seen[v] = true
-  local n, strings, count = #v, 0, 0
-  for k in pairs(v) do
+  local strings, count, items, last = 0, 0, 0, 0
+  for k in next, v do
     count = count + 1
     if type(k) == "string" then
       strings = strings + 1
-    elseif not (type(k) == "number" and as_integer(k) and k >= 1 and k <= n) then
-      return false, path .. " has a key " .. show(k) .. " that is neither a string nor an array index"
+    elseif type(k) == "number" and as_integer(k) and k >= 1 then
+      items, last = items + 1, math.max(last, k)
+    else
+      return false, shown_path(path) .. " has a key " .. show(k) .. " that is neither a string nor an array index"
     end
   end
   if strings > 0 and strings < count then
-    return false, path .. " mixes array items and string keys"
+    return false, shown_path(path) .. " mixes array items and string keys"
   end
-  for k, item in pairs(v) do
-    local ok, why = jsonable(item, path .. (type(k) == "string" and "." .. k or "[" .. k .. "]"), seen)
+  if items ~= last then
+    return false, shown_path(path) .. " is an array with holes (nil items); JSON arrays cannot skip an index"
+  end
+  for k, item in next, v do
+    local ok, why = jsonable(item, path .. (type(k) == "string" and "." .. k or "[" .. show(k) .. "]"), seen, depth + 1)
     if not ok then
       return false, why
     end
@@ -371,9 +408,9 @@ local function jsonable(v, path, seen)
   return true
 end
 
---- Raises unless `value` (named `name`) is JSON-able.
+--- Raises unless `value` (named `name`) is JSON-able (see jsonable above).
 function check.jsonable(value, name, what, level)
-  local ok, why = jsonable(value, name, {})
+  local ok, why = jsonable(value, name, {}, 1)
   if not ok then
     check.fail(what, why, (level or 1) + 1)
   end

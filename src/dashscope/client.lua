@@ -4,6 +4,7 @@
 -- a C call). Mechanism (HTTP, the multi handle, the clock) is in the C core.
 local core = require("dashscope.core")
 local check = require("dashscope.check")
+local errors = require("dashscope.errors")
 local config = require("dashscope.config")
 local models = require("dashscope.models")
 local json = require("dashscope.json")
@@ -75,12 +76,32 @@ local function checkself(self, method)
   end
 end
 
---- Closes the client's connections; every call in flight is dropped. Idempotent. Using the client
---- (or its tasks) afterwards raises.
+--- Closes the client's connections. Every call in flight ends with an `Aborted` error, so whoever
+--- waits for one (a submit, poll, wait, wait_all, download, also from inside a callback of this
+--- client, which is where a close usually comes from then) gets nil and that error; queued
+--- callbacks are dropped, and nothing is tracked any more. Idempotent. Using the client (or its
+--- tasks) afterwards raises.
 function Client:close()
+  if self._closed then return end
   self._closed = true
+  local calls = {}
+  for call in pairs(self._calls or {}) do
+    calls[#calls + 1] = { call = call, sent = call.request ~= nil }
+  end
   http.close(self)
   self._transport:close()
+  -- Ended after the transport closed: an on_done (the upload of several files, a task's query)
+  -- may look at the client, and must find it closed.
+  for _, c in ipairs(calls) do
+    local call = c.call
+    if not call.done then
+      local err = errors.closed { sent = c.sent and call.kind == "submit" }
+      err.attempts = call.attempts
+      call.done, call.err = true, err
+      if call.on_done then call.on_done(nil, err) end
+    end
+  end
+  self._events, self._live, self._dirty = {}, {}, {}
 end
 Client.__close = Client.close
 

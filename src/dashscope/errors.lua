@@ -2,6 +2,13 @@
 -- service. A table with `code`, `message`, `status`, `request_id`, `task_id`, `retryable` (and,
 -- after retries, `attempts`), whose tostring reads `CODE: message (HTTP 401, request_id ...)`.
 -- Misuse by the caller is not an error value: it raises (see check.lua).
+--
+-- No error shows the API key: errors.new passes every string of the value (every field, nested
+-- tables such as err.detect included) through core.scrub, which replaces any key a client of this
+-- Lua state holds, and tostring scrubs its text again (a field set after errors.new). The
+-- scrubbing is in C (src/scrub.c), so the key itself never needs to be in Lua.
+local core = require("dashscope.core")
+
 local Error = { __name = "dashscope.Error" }
 Error.__index = Error
 
@@ -10,45 +17,41 @@ function Error:__tostring()
   if self.status then where[#where + 1] = "HTTP " .. tostring(self.status) end
   if self.task_id then where[#where + 1] = "task " .. tostring(self.task_id) end
   if self.request_id then where[#where + 1] = "request_id " .. tostring(self.request_id) end
-  if self.attempts and self.attempts > 1 then where[#where + 1] = self.attempts .. " attempts" end
+  if type(self.attempts) == "number" and self.attempts > 1 then where[#where + 1] = self.attempts .. " attempts" end
   local text = tostring(self.code or "Error") .. ": " .. tostring(self.message or "")
   if #where > 0 then
     text = text .. " (" .. table.concat(where, ", ") .. ")"
   end
-  return text
+  return core.scrub(text)
 end
 
 local errors = {}
 
--- Plain-text replace, so a key full of pattern characters is still found.
-local function scrub(text, secret)
-  if type(text) ~= "string" or not secret or secret == "" then
-    return text
-  end
-  local out, from = {}, 1
-  while true do
-    local i, j = text:find(secret, from, true)
-    if not i then break end
-    out[#out + 1] = text:sub(from, i - 1) .. "<api-key>"
-    from = j + 1
-  end
-  out[#out + 1] = text:sub(from)
-  return table.concat(out)
-end
-
---- Makes an error value. `secret` (the API key, or a function that hides it: the transport's
---- scrub, so that the key itself never needs to be in Lua) is removed from the message if it ever
---- shows up.
-function errors.new(fields, secret)
-  if type(secret) == "function" then
-    if type(fields.message) == "string" then fields.message = secret(fields.message) end
-  else
-    fields.message = scrub(fields.message, secret)
-  end
+--- Makes an error value from `fields` (the table itself becomes the error). Every string in it is
+--- scrubbed of the API key. The second argument (a scrub function, as http.lua passes) is accepted
+--- for compatibility and no longer needed: core.scrub knows every client's key.
+function errors.new(fields)
+  core.scrub(fields)
   if fields.retryable == nil then
     fields.retryable = false
   end
   return setmetatable(fields, Error)
+end
+
+--- The error of a call or wait that client:close() ended (closed from a callback, say): code
+--- `Aborted`. `fields` (optional) adds to it, e.g. task_id, or `sent = true` for a submit that was
+--- on its way (the task may exist).
+function errors.closed(fields)
+  fields = fields or {}
+  local sent = fields.sent
+  fields.sent = nil
+  fields.code, fields.retryable = "Aborted", false
+  fields.message = "the client was closed (client:close())"
+  if sent then
+    fields.message = fields.message .. " while the submit was on its way, so the task may or may not"
+      .. " have been created: client:tasks() on a new client lists recent tasks."
+  end
+  return errors.new(fields)
 end
 
 --- True for values made by errors.new.

@@ -232,6 +232,11 @@ end
 --- finished (after any retries).
 function http.start(client, call)
   call.attempts = 0
+  if client._closed then -- by a callback, while a blocking call was on its way: never sent
+    call.done, call.err = true, errors.closed()
+    if call.on_done then call.on_done(nil, call.err) end
+    return call
+  end
   call.deadline = call.deadline or core.now() + client._settings.call_timeout
   client._calls[call] = true
   try_send(client, call, core.now())

@@ -5,11 +5,24 @@
 --   that users compare and print, so decode turns every integral float back into an integer.
 -- * The encoder is a private cjson instance: the user's own `require "cjson"` settings are
 --   neither read nor changed.
+--
+-- Every decoded answer is scrubbed of the API key here (core.scrub, in C), once, as it arrives:
+-- this is the one door through which the service's text enters (http.classify decodes every
+-- answer with it), so a server quoting the key back in a code, a message, a result field or a
+-- list item shows it in no result, status or error. Texts that are not JSON (libcurl's messages,
+-- storage hosts' XML) become error values, which errors.new scrubs.
+local core = require("dashscope.core")
 local cjson = require("cjson").new()
 
-local tointeger = math.tointeger -- nil on Lua 5.1 / LuaJIT, where every number is a double anyway
-
 local json = {}
+
+-- Nesting: an answer deeper than this is unreadable (BadResponse), and what the client sends was
+-- checked to be shallower (check.jsonable, check.DEPTH). Below core.scrub's own bound.
+json.DEPTH = 100
+cjson.decode_max_depth(json.DEPTH)
+cjson.encode_max_depth(json.DEPTH + 2)
+
+local tointeger = math.tointeger -- nil on Lua 5.1 / LuaJIT, where every number is a double anyway
 
 local function integers(value)
   if type(value) == "table" then
@@ -36,7 +49,7 @@ function json.decode(text)
   if value == cjson.null then
     return nil, "null document"
   end
-  return integers(value)
+  return core.scrub(integers(value))
 end
 
 --- Encodes a value already checked to be JSON-able (see check.jsonable).

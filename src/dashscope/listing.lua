@@ -49,6 +49,9 @@ local function checked(self, method, filter, level)
   if type(self) ~= "table" or not self._transport then
     check.fail(method, "call it as client:" .. method .. "(...)", level + 1)
   end
+  if self._closed then
+    error("dashscope: client:" .. method .. " on a closed client (client:close() was called)", level + 1)
+  end
   local f = check.fields(FILTER, filter or {}, method, level + 1)
   return f -- not a tail call: the levels above count this frame
 end

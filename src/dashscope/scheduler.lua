@@ -81,9 +81,11 @@ function S:_emit(fn, ...)
   self._events[#self._events + 1] = { fn = fn, n = select("#", ...), ... }
 end
 
+-- Runs the queued callbacks in order. One that closes the client (client:close()) ends the
+-- delivery: close drops what is still queued.
 local function deliver(self)
   local events = self._events
-  while #events > 0 do
+  while #events > 0 and not self._closed do
     local e = table.remove(events, 1)
     e.fn((table.unpack or unpack)(e, 1, e.n))
   end
@@ -122,6 +124,7 @@ function S:step()
     end
   until not started
   deliver(self)
+  if self._closed then return 0 end -- a callback closed the client: nothing more to do
   local delay = soonest and math.max(0, soonest - core.now()) or 3600
   if curl_timeout then
     delay = math.min(delay, curl_timeout)
@@ -136,7 +139,7 @@ end
 --- the deadline. Waits through `sleep` (or the client's) when given, else blocks in libcurl.
 function S:_run(finished, deadline, sleep)
   local done = self:_loop(finished, deadline, sleep)
-  self:_ran()
+  self:_ran() -- also once closed: a driver then finds no socket and no work, and goes idle
   return done
 end
 
@@ -151,8 +154,11 @@ function S:_loop(finished, deadline, sleep)
   sleep = sleep or self._settings.sleep
   local transport = self._transport
   while not finished() do
+    if self._closed then -- by a callback (client:close()): the calls it ended say Aborted
+      return false
+    end
     local delay = self:step()
-    if finished() then
+    if finished() or self._closed then
       break
     end
     local now = core.now()
@@ -285,84 +291,139 @@ local MANY_OPTIONS = {
 }
 S.MANY_OPTIONS = MANY_OPTIONS
 
-local function check_tasks(self, tasks, what)
+-- Raises unless `tasks` is an array (1..n, no holes) of tasks of this client; returns n.
+-- A task may appear more than once (each_done, wait_all: see there). `level` counts from the
+-- method the user called (1, the default: its caller is blamed).
+local function check_tasks(self, tasks, what, level)
+  level = 2 + (level or 1)
   if self._closed then
-    error("dashscope: client:" .. what .. " on a closed client (client:close() was called)", 3)
+    error("dashscope: client:" .. what .. " on a closed client (client:close() was called)", level)
+  end
+  if getmetatable(tasks) == task.Task then
+    check.fail(what, "expects an array of tasks, got one task (pass { task })", level)
   end
   if type(tasks) ~= "table" then
-    check.fail(what, "expects an array of tasks, got " .. type(tasks), 3)
+    check.fail(what, "expects an array of tasks, got " .. type(tasks), level)
   end
-  for i, t in ipairs(tasks) do
-    if type(t) ~= "table" or t._client ~= self then
-      check.fail(what, "tasks[" .. i .. "] is not a task of this client", 3)
+  local n, count = #tasks, 0
+  for k in pairs(tasks) do
+    count = count + 1
+    if type(k) ~= "number" or k < 1 or k > n or k ~= math.floor(k) then
+      check.fail(what, "expects an array of tasks, got a table with the key " .. tostring(k), level)
     end
   end
+  if count ~= n then
+    check.fail(what, "expects an array of tasks without holes (nil items)", level)
+  end
+  for i = 1, n do
+    local t = tasks[i]
+    if type(t) ~= "table" or t._client ~= self then
+      check.fail(what, "tasks[" .. i .. "] is not a task of this client", level)
+    end
+  end
+  return n
 end
 
---- for task, result, err in client:each_done(tasks, opts) do ... end: every task once, in the order
---- they end; at the deadline the rest come with a WaitTimeout error, in the order given.
-function S:each_done(tasks, opts)
-  check_tasks(self, tasks, "each_done")
-  local o = check.fields(MANY_OPTIONS, opts or {}, "each_done", 2)
+-- The iterator behind each_done, wait_all and wait_any: slot, task, result, err for every slot of
+-- `tasks` (a task given twice has two slots), slots of one task together, in the order the tasks
+-- end; at the deadline (or once a callback closed the client) the slots left, in the order given,
+-- with a WaitTimeout (or Aborted) error. Each task is followed once however often it is given.
+local function slots(self, tasks, opts, what)
+  local n = check_tasks(self, tasks, what, 2)
+  local o = check.fields(MANY_OPTIONS, opts or {}, what, 3)
+  local given = {} -- the array as given: the loop's body may change the caller's
+  for i = 1, n do given[i] = tasks[i] end
+  tasks = given
   local timeout = o.timeout or self._settings.wait_timeout
   local deadline = core.now() + timeout
-  local done, reported, regs = {}, {}, {}
-  for _, t in ipairs(tasks) do
-    if not reported[t] and not regs[t] then
+  local slots_of, ended, regs = {}, {}, {} -- task -> its slots; tasks seen ended; task -> watch
+  for i = 1, n do
+    local t = tasks[i]
+    if not slots_of[t] then
+      slots_of[t] = {}
       if t:ended() or t._fatal then
-        done[#done + 1] = t
+        ended[#ended + 1] = t
       else
-        t._fatal = nil
-        regs[t] = t:_watch { on_done = function(tt) done[#done + 1] = tt end }
+        regs[t] = t:_watch { on_done = function(tt) ended[#ended + 1] = tt end }
         self:_track(t)
       end
     end
+    table.insert(slots_of[t], i)
   end
-  local left = #tasks
-  local function next_done()
-    if #done == 0 and left > 0 then
-      self:_run(function() return #done > 0 end, deadline, o.sleep)
+  local ready, left = {}, n -- ready: slots to hand out, { i, t, result, err }
+  local function give(t, result, err)
+    for _, i in ipairs(slots_of[t]) do ready[#ready + 1] = { i, t, result, err } end
+  end
+  -- The deadline passed or the client closed: every slot of a task not seen ended, in order.
+  local function give_up()
+    local reason = {}
+    for i = 1, n do
+      local t = tasks[i]
+      if regs[t] then
+        t:_unwatch(regs[t])
+        regs[t] = nil
+        if self._closed then
+          reason[t] = errors.closed { task_id = t.id }
+        else
+          local last = t._last_error and (" (last query: " .. tostring(t._last_error) .. ")") or ""
+          reason[t] = errors.new {
+            code = "WaitTimeout", task_id = t.id, retryable = true,
+            message = string.format("task still %s after waiting %g s%s", t._status, timeout, last),
+          }
+        end
+      end
+      if reason[t] then ready[#ready + 1] = { i, t, nil, reason[t] } end
     end
-    local t = table.remove(done, 1)
-    if t then
-      left = left - 1
-      reported[t] = true
-      return t, t:outcome()
-    end
-    for _, rest in ipairs(tasks) do
-      if not reported[rest] then
-        reported[rest] = true
-        left = left - 1
-        rest:_unwatch(regs[rest])
-        local last = rest._last_error and (" (last query: " .. tostring(rest._last_error) .. ")") or ""
-        return rest, nil, errors.new {
-          code = "WaitTimeout", task_id = rest.id, retryable = true,
-          message = string.format("task still %s after waiting %g s%s", rest._status, timeout, last),
-        }
+  end
+  return function()
+    if #ready == 0 and left > 0 then
+      if #ended == 0 and not self._closed then
+        self:_run(function() return #ended > 0 end, deadline, o.sleep)
+      end
+      local t = table.remove(ended, 1)
+      if t then
+        regs[t] = nil
+        give(t, t:outcome())
+      else
+        give_up()
       end
     end
-    return nil
+    local slot = table.remove(ready, 1)
+    if not slot then
+      return nil
+    end
+    left = left - 1
+    return slot[1], slot[2], slot[3], slot[4]
   end
-  return next_done
+end
+
+--- for task, result, err in client:each_done(tasks, opts) do ... end: every task once per place
+--- it has in `tasks` (given twice, it comes twice, one after the other), in the order they end; at
+--- the deadline the rest come with a WaitTimeout error, in the order given. A callback (or the
+--- loop's body) that closes the client ends the loop's wait: the rest come with an Aborted error.
+function S:each_done(tasks, opts)
+  local next_slot = slots(self, tasks, opts, "each_done")
+  return function()
+    local _, t, result, err = next_slot()
+    return t, result, err
+  end
 end
 
 --- Waits for every task: an array of results in the order given (nil where a task did not
---- succeed) and an array of the errors at the same places.
+--- succeed) and an array of the errors at the same places; a task given twice fills both places.
 function S:wait_all(tasks, opts)
-  check_tasks(self, tasks, "wait_all")
-  local index = {}
-  for i, t in ipairs(tasks) do index[t] = i end
+  local next_slot = slots(self, tasks, opts, "wait_all")
   local results, errs = { n = #tasks }, { n = #tasks }
-  for t, result, err in self:each_done(tasks, opts) do
-    results[index[t]], errs[index[t]] = result, err
+  for i, _, result, err in next_slot do
+    results[i], errs[i] = result, err
   end
   return results, errs
 end
 
 --- Waits for the first task to end: that task, its result (or nil) and its error.
 function S:wait_any(tasks, opts)
-  check_tasks(self, tasks, "wait_any")
-  return self:each_done(tasks, opts)()
+  local _, t, result, err = slots(self, tasks, opts, "wait_any")()
+  return t, result, err
 end
 
 --- Follows a task without waiting: callbacks { on_status = fn(task, status), on_done =
@@ -379,6 +440,7 @@ end
 
 --- For event loops: the sockets libcurl wants watched now, { [fd] = "r" | "w" | "rw" }.
 function S:sockets()
+  if self._closed then return {} end -- closed from a callback: a driver drops its handles
   return self._transport:sockets()
 end
 

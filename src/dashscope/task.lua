@@ -100,7 +100,11 @@ local function make_result(self, body)
   }
 end
 
---- How the task ended: the result for SUCCEEDED, else nil and the error saying why.
+--- How the task ended, as far as this client knows (no request): the result for SUCCEEDED, else
+--- nil and the error saying why: the service's code and message for FAILED (TaskFailed when it gave
+--- none), TaskCanceled, TaskUnknown, or the error that ended following it (a final query
+--- failure, Aborted). Nil and no error while the task has not ended. Its strings come from
+--- decoded answers and errors.new, both scrubbed of the API key (json.lua, errors.lua).
 function Task:outcome()
   if self._fatal then
     return nil, self._fatal
@@ -108,6 +112,9 @@ function Task:outcome()
   local r, status = self._result, self._status
   if status == "SUCCEEDED" then
     return r
+  end
+  if not TERMINAL[status] then
+    return nil
   end
   local e = { task_id = self.id, request_id = r and r.request_id }
   if status == "FAILED" then
@@ -236,6 +243,9 @@ function Task:wait(opts)
   local watch
   if o.on_status then
     o.on_status(self, self._status)
+    if self._client._closed then -- the callback closed the client
+      return nil, errors.closed { task_id = self.id }
+    end
     watch = self:_watch { on_status = o.on_status }
   end
   local _, result, err = self._client:each_done({ self }, { timeout = o.timeout, sleep = o.sleep })()
