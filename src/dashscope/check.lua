@@ -369,6 +369,10 @@ local function jsonable(v, path, seen, depth)
     return false, shown_path(path) .. " is nested deeper than " .. check.DEPTH .. " levels"
   end
   local mt = getmetatable_raw(v)
+  if type(mt) == "table" and rawget(mt, "__name") == "dashscope.LocalFile" then -- dashscope.file
+    return false, shown_path(path) .. " is a dashscope.file: only a top-level field of input takes one"
+      .. " (anywhere else it would go out as a JSON object)"
+  end
   if mt ~= nil then
     for _, name in ipairs(PROXY) do
       if type(mt) ~= "table" or rawget(mt, name) ~= nil then

@@ -197,9 +197,13 @@ function Client:submit(model, input, parameters)
   if parameters ~= nil and type(parameters) ~= "table" then
     check.fail("submit", "parameters must be a table or nil (got " .. type(parameters) .. ")", 2)
   end
-  check.jsonable(input, "input", "submit", 2)
+  -- a dashscope.file at input's top level is uploaded (files.resolve); anywhere else it raises
+  local sent_as_is = {}
+  for k, v in pairs(input) do
+    if not files.is_local(v) then sent_as_is[k] = v end
+  end
+  check.jsonable(sent_as_is, "input", "submit", 2)
   check.jsonable(parameters or {}, "parameters", "submit", 2)
-  files.check_placement(input, parameters or {}, "submit", 2) -- uploaded at input's top level only
   return self:_submit(model, input, parameters or {})
 end
 

@@ -237,29 +237,6 @@ function files.upload(client, model, list)
   end
 end
 
--- Whether a LocalFile is anywhere inside table `t` (JSON-checked already: no cycles).
-local function holds_local(t)
-  for _, v in pairs(t) do
-    if files.is_local(v) or type(v) == "table" and holds_local(v) then return true end
-  end
-  return false
-end
-
---- Raises unless every LocalFile in `input` is one of its top-level values, and `parameters` holds
---- none: only those are uploaded, and any other would go out as a JSON object.
-function files.check_placement(input, parameters, what, level)
-  for k, v in pairs(input) do
-    if type(v) == "table" and not files.is_local(v) and holds_local(v) then
-      error(what .. ": input." .. tostring(k) .. " holds a dashscope.file deeper down; only a "
-        .. "top-level field of input takes one", (level or 1) + 1)
-    end
-  end
-  if holds_local(parameters) then
-    error(what .. ": parameters hold a dashscope.file; only a top-level field of input takes one",
-      (level or 1) + 1)
-  end
-end
-
 --- Replaces every LocalFile in `input` (a table of field values) by its oss:// URL for `model`,
 --- uploading them first. True when any was replaced (the request then needs the OSS header), or
 --- nil and err.
