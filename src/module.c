@@ -2,7 +2,8 @@
  * module.c -- luaopen_dashscope, the one exported symbol.
  *
  * Owns process-wide setup (curl_global_init, once) and the "dashscope.core"
- * table: VERSION, curl_version, new_transport, now, wallclock, rusage (clock.c), isatty. The public
+ * table: VERSION, curl_version, new_transport, now, wallclock, rusage (clock.c), isatty,
+ * trap_signals and caught_signal (signals.c, for the CLI only). The public
  * module table is built by the Lua layer (dashscope.client), whose result is returned.
  */
 #include <unistd.h>
@@ -15,11 +16,12 @@
 #include "compat.h"
 #include "core.h"
 #include "request.h"
+#include "signals.h"
 #include "transport.h"
 
-/* The only mutable C global: a once-guard. curl_global_init is itself
- * reference-counted (and thread-safe since 7.84), so a racing second call is
- * harmless; libcurl is never cleaned up, as other states may still use it. */
+/* The library's only mutable C global (signals.c's, for the CLI alone, aside): a once-guard.
+ * curl_global_init is itself reference-counted (and thread-safe since 7.84), so a racing second
+ * call is harmless; libcurl is never cleaned up, as other states may still use it. */
 static int curl_ready = 0;
 
 void ds_class(lua_State *L, const char *name, const luaL_Reg *meta, const luaL_Reg *methods) {
@@ -48,6 +50,7 @@ DS_API int luaopen_dashscope(lua_State *L) {
   lua_createtable(L, 0, 8);
   ds_request_open(L);
   ds_transport_open(L);
+  ds_signals_open(L);  /* trap_signals, caught_signal: for the CLI only */
   lua_pushcfunction(L, ds_clock_lnow);
   lua_setfield(L, -2, "now");
   lua_pushcfunction(L, ds_clock_lwallclock);
