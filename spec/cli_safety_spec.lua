@@ -155,6 +155,27 @@ describe("bin/dashscope under a signal", function()
     assert.truthy(contains(listed, task.task_id), listed)
   end)
 
+  it("SIGHUP during the upload of a local file leaves nothing beside it and says how to look for the task", function()
+    helper.faults { { match = "oss", kind = "slow", delay = 2 } }
+    local image, audio = tmp .. "/face.png", tmp .. "/voice.wav"
+    helper.write_file(image, "\137PNG\r\n\26\n fake portrait")
+    helper.write_file(audio, "RIFF fake speech")
+    local run = start { "liveportrait", "--image", image, "--audio", audio, "-o", tmp .. "/out.mp4" }
+    eventually(function()
+      for _, r in ipairs(helper.log()) do
+        if r.host == "upload" and r.method == "POST" then return true end
+      end
+    end, 30, "the upload to start")
+    run.kill("HUP")
+    local status, out, err = run.finish()
+    assert.are.equal(129, status, err)
+    assert.are.equal("", out)
+    assert.truthy(contains(err, "stopped by SIGHUP while submitting; the task may exist: dashscope list"), err)
+    assert.are.same({}, files_like("out.mp4"))
+    assert.are.same({ "face.png" }, files_like("face"))
+    assert.are.equal(0, requests_to("/video-synthesis")) -- the job was never sent
+  end)
+
   it("SIGTERM with --json prints the interruption as one JSON object on stdout", function()
     helper.faults { { match = "result", kind = "slow", delay = 8 } }
     local run = start(job_args("-o", tmp .. "/out.mp4", "--json"))
