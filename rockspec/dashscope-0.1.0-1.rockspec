@@ -29,7 +29,7 @@ build = {
   modules = {
     dashscope = {
       sources = { "src/buffer.c", "src/clock.c", "src/form.c", "src/headers.c", "src/module.c", "src/request.c", "src/transport.c",
-                  "src/watch.c" },
+                  "src/watch.c", "src/signals.c" },
       libraries = { "curl" },
       incdirs = { "$(CURL_INCDIR)", "/usr/include/x86_64-linux-gnu" },
       libdirs = { "$(CURL_LIBDIR)" },
