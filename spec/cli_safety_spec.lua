@@ -137,7 +137,7 @@ describe("bin/dashscope under a signal", function()
   end)
 
   it("SIGINT during a slow submit says the task may exist, with the list command that finds it", function()
-    helper.faults { { match = "submit", kind = "slow", delay = 2 } } -- the service answers late
+    helper.faults { { match = "submit", kind = "slow", delay = 5 } } -- the service answers late
     local run = start(job_args("-o", tmp .. "/out.mp4"))
     eventually(function() return requests_to("/video-synthesis") == 1 end, 30, "the submit to arrive")
     run.kill("INT")
@@ -156,7 +156,7 @@ describe("bin/dashscope under a signal", function()
   end)
 
   it("SIGHUP during the upload of a local file leaves nothing beside it and says how to look for the task", function()
-    helper.faults { { match = "oss", kind = "slow", delay = 2 } }
+    helper.faults { { match = "oss", kind = "slow", delay = 5 } }
     local image, audio = tmp .. "/face.png", tmp .. "/voice.wav"
     helper.write_file(image, "\137PNG\r\n\26\n fake portrait")
     helper.write_file(audio, "RIFF fake speech")
