@@ -29,7 +29,7 @@ build = {
   modules = {
     dashscope = {
       sources = { "src/buffer.c", "src/clock.c", "src/form.c", "src/fs.c", "src/headers.c", "src/module.c", "src/request.c", "src/scrub.c",
-                  "src/transport.c", "src/url.c", "src/watch.c" },
+                  "src/signals.c", "src/transport.c", "src/url.c", "src/watch.c" },
       libraries = { "curl" },
       incdirs = { "$(CURL_INCDIR)", "/usr/include/x86_64-linux-gnu" },
       libdirs = { "$(CURL_LIBDIR)" },

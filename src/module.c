@@ -3,7 +3,8 @@
  *
  * Owns process-wide setup (curl_global_init, once) and the "dashscope.core"
  * table: VERSION, curl_version, new_transport, now, wallclock, rusage (clock.c), isatty, the
- * local-file functions of fs.c, and parse_url, getdate (url.c). The public
+ * local-file functions of fs.c, parse_url and getdate (url.c), and trap_signals and caught_signal
+ * (signals.c, for the CLI only). The public
  * module table is built by the Lua layer (dashscope.client), whose result is returned.
  */
 #include <unistd.h>
@@ -17,12 +18,13 @@
 #include "core.h"
 #include "fs.h"
 #include "request.h"
+#include "signals.h"
 #include "transport.h"
 #include "url.h"
 
-/* The only mutable C global: a once-guard. curl_global_init is itself
- * reference-counted (and thread-safe since 7.84), so a racing second call is
- * harmless; libcurl is never cleaned up, as other states may still use it. */
+/* The library's only mutable C global (signals.c's, for the CLI alone, aside): a once-guard.
+ * curl_global_init is itself reference-counted (and thread-safe since 7.84), so a racing second
+ * call is harmless; libcurl is never cleaned up, as other states may still use it. */
 static int curl_ready = 0;
 
 void ds_class(lua_State *L, const char *name, const luaL_Reg *meta, const luaL_Reg *methods) {
@@ -51,8 +53,9 @@ DS_API int luaopen_dashscope(lua_State *L) {
   lua_createtable(L, 0, 8);
   ds_request_open(L);
   ds_transport_open(L);
-  ds_fs_open(L);  /* file_check, create_new, place, ...: see fs.h */
-  ds_url_open(L); /* parse_url, getdate */
+  ds_fs_open(L);       /* file_check, create_new, place, ...: see fs.h */
+  ds_url_open(L);      /* parse_url, getdate */
+  ds_signals_open(L);  /* trap_signals, caught_signal: for the CLI only */
   lua_pushcfunction(L, ds_clock_lnow);
   lua_setfield(L, -2, "now");
   lua_pushcfunction(L, ds_clock_lwallclock);
