@@ -20,6 +20,7 @@ local core = require("dashscope.core")
 local errors = require("dashscope.errors")
 local files = require("dashscope.files")
 local http = require("dashscope.http")
+local url = require("dashscope.url")
 
 local download = {}
 
@@ -57,9 +58,9 @@ end
 
 -- Runs the transfer of `url` into descriptor `fd` until `deadline` (clock seconds): the response,
 -- or nil and err. Calls on_progress as bytes arrive.
-local function fetch(client, url, fd, o, deadline, stream)
+local function fetch(client, video_url, fd, o, deadline, stream)
   local call = http.start(client, {
-    method = "GET", url = url, kind = "download", classify = classify(o, stream),
+    method = "GET", url = video_url, kind = "download", classify = classify(o, stream),
     output = fd, truncate = not stream, max_output = o.max_download, progress = o.on_progress ~= nil,
     timeout = math.max(0.001, deadline - core.now()), deadline = deadline,
     max_body = 64 * 1024, -- for an error page only: the video goes to the file
@@ -114,8 +115,9 @@ local function destination(path)
   return nil, false
 end
 
--- A new temporary file beside `path`: the Fd and its name, or nil and why.
-local function create_temp(path)
+-- A new temporary file beside `path`, noted in `made` (made.fd, made.tmp) the moment it exists, so
+-- that whoever unwinds can remove it. True, or nil and why.
+local function create_temp(path, made)
   local why = "no name"
   for _ = 1, TRIES do
     local hex, rerr = core.random_hex(8)
@@ -125,7 +127,8 @@ local function create_temp(path)
     local tmp = path .. ".part-" .. hex
     local fd, err, exists = core.create_new(tmp)
     if fd then
-      return fd, tmp
+      made.fd, made.tmp = fd, tmp
+      return true
     end
     why = err
     if not exists then break end
@@ -135,9 +138,9 @@ end
 
 -- The video of `t` into descriptor `fd` (a temporary file, or a handle's): the response, or nil
 -- and err. Checks that it came whole.
-local function transfer(t, url, fd, o, stream)
+local function transfer(t, video_url, fd, o, stream)
   local deadline = core.now() + (o.timeout or 3600)
-  local resp, ferr = fetch(t._client, url, fd, o, deadline, stream)
+  local resp, ferr = fetch(t._client, video_url, fd, o, deadline, stream)
   if not resp then
     if ferr.status == 403 and tostring(ferr.message):lower():find("expired") then
       ferr.code = "ResultExpired"
@@ -151,6 +154,33 @@ local function transfer(t, url, fd, o, stream)
     return fail("NetworkError", string.format("the video came short: %d of %d bytes", resp.written, expected), t, true)
   end
   return resp
+end
+
+-- The video into a new temporary file beside `path`, then put in place: the path, or nil and err.
+local function to_file(t, video_url, path, o, made)
+  local created, why = create_temp(path, made) -- the directory is writable: else a clear error, nothing sent
+  if not created then
+    return fail("WriteError", "cannot write beside " .. path .. ": " .. tostring(why), t)
+  end
+  local fd = made.fd
+  local resp, ferr = transfer(t, video_url, fd:fileno(), o, false)
+  if not resp then
+    return nil, ferr
+  end
+  local synced, serr = fd:sync()
+  local closed, cerr = fd:close()
+  if not (synced and closed) then
+    return fail("WriteError", "cannot write the video: " .. tostring(serr or cerr), t)
+  end
+  local placed, perr, exists = core.place(made.tmp, path, o.overwrite)
+  if not placed then
+    if exists then
+      return fail("FileExists", path .. " appeared during the download (opts.overwrite = true replaces it)", t)
+    end
+    return fail("WriteError", "cannot rename the download to " .. path .. ": " .. tostring(perr), t)
+  end
+  made.tmp = nil -- in place: nothing to remove
+  return path
 end
 
 --- The method: see the header.
@@ -168,7 +198,7 @@ function download.run(t, path, opts)
   if t:status() ~= "SUCCEEDED" then
     return fail("NoVideo", "the task ended " .. t:status() .. ": there is no video", t)
   end
-  if not require("dashscope.url").remote(result.video_url) then -- http(s), a host, no credentials
+  if not url.remote(result.video_url) then -- http(s), a host, no credentials
     return fail("NoVideo", "the task's answer carries no video URL the client may fetch", t)
   end
   if stream then
@@ -179,31 +209,15 @@ function download.run(t, path, opts)
   if not o.overwrite and core.file_exists(path) then
     return fail("FileExists", path .. " exists (opts.overwrite = true replaces it)", t)
   end
-  local fd, tmp = create_temp(path) -- the directory is writable: else a clear error, nothing sent
-  if not fd then
-    return fail("WriteError", "cannot write beside " .. path .. ": " .. tostring(tmp), t)
-  end
-  local ok, resp, ferr = pcall(transfer, t, result.video_url, fd:fileno(), o, false)
-  if ok and resp then
-    local synced, serr = fd:sync()
-    local closed, cerr = fd:close()
-    if not (synced and closed) then
-      resp, ferr = fail("WriteError", "cannot write the video: " .. tostring(serr or cerr), t)
-    end
-  end
-  fd:close()
-  if not ok or not resp then
-    os.remove(tmp)
-    if not ok then error(resp, 0) end -- a raising on_progress: no partial file left behind
-    return nil, ferr
-  end
-  local placed, perr, exists = core.place(tmp, path, o.overwrite)
-  if not placed then
-    os.remove(tmp)
-    if exists then
-      return fail("FileExists", path .. " appeared during the download (opts.overwrite = true replaces it)", t)
-    end
-    return fail("WriteError", "cannot rename the download to " .. path .. ": " .. tostring(perr), t)
+  -- From the temporary file's creation to its rename, one protected region: whatever is raised
+  -- in it (a raising on_progress, the CLI's signal hook) first removes the file, then goes on.
+  local made = {}
+  local ok, done, err = pcall(to_file, t, result.video_url, path, o, made)
+  if made.fd then made.fd:close() end
+  if not ok or not done then
+    if made.tmp then os.remove(made.tmp) end
+    if not ok then error(done, 0) end
+    return nil, err
   end
   return path
 end

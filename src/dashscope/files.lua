@@ -15,6 +15,7 @@
 local core = require("dashscope.core")
 local errors = require("dashscope.errors")
 local http = require("dashscope.http")
+local url = require("dashscope.url")
 
 local files = {}
 
@@ -105,7 +106,7 @@ local function policy_shape(body)
   for _, k in ipairs { "policy", "signature", "upload_dir", "upload_host", "oss_access_key_id" } do
     if type(d[k]) ~= "string" or d[k] == "" then return nil, "no data." .. k end
   end
-  if not require("dashscope.url").remote(d.upload_host) then return nil, "data.upload_host is not an http(s) URL without credentials" end
+  if not url.remote(d.upload_host) then return nil, "data.upload_host is not an http(s) URL without credentials" end
   return true
 end
 
@@ -216,11 +217,11 @@ function files.upload(client, model, list)
     for _, file in ipairs(list) do
       if not file.urls or not file.urls[model] then
         left = left + 1
-        post(client, file, data, function(url, perr)
+        post(client, file, data, function(oss_url, perr)
           left = left - 1
-          if url then
+          if oss_url then
             file.urls = file.urls or {}
-            file.urls[model] = url
+            file.urls[model] = oss_url
           else
             first_err = first_err or perr
           end
