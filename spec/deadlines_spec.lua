@@ -12,6 +12,9 @@ local function fields(i)
   return { image_url = "https://example.com/face-" .. i .. ".png", audio_url = "https://example.com/a.wav" }
 end
 
+-- Seconds a call may take past its bound on a loaded machine (valgrind stretches everything).
+local MARGIN = helper.UNDER_VALGRIND and 15 or 2
+
 local function elapsed(fn)
   local t0 = core.now()
   local a, b = fn()
@@ -28,7 +31,7 @@ describe("call_timeout", function()
     assert.is_nil(t)
     assert.are.equal("Timeout", err.code)
     assert.truthy(tostring(err):find("may or may not have been created", 1, true), tostring(err))
-    assert.is_true(took >= 2.5 and took < 3 + 2, "took " .. took .. " s")
+    assert.is_true(took >= 2.5 and took < 3 + MARGIN, "took " .. took .. " s")
     client:close()
   end)
 
@@ -39,7 +42,7 @@ describe("call_timeout", function()
     local took, status, err = elapsed(function() return t:poll() end)
     assert.is_nil(status)
     assert.are.equal("Timeout", err.code)
-    assert.is_true(took < 3 + 2, "took " .. took .. " s")
+    assert.is_true(took < 3 + MARGIN, "took " .. took .. " s")
     client:close()
   end)
 end)
@@ -54,7 +57,7 @@ describe("Retry-After", function()
     local took, result, err = elapsed(function() return t:wait { timeout = 10 } end)
     assert.is_table(result, tostring(err))
     assert.are.equal("SUCCEEDED", result.status)
-    assert.is_true(took < 1 + 3, "took " .. took .. " s")
+    assert.is_true(took < 1 + MARGIN + 1, "took " .. took .. " s")
     assert.are.equal(1, helper.stats().faults_applied.status)
     client:close()
   end)
@@ -74,7 +77,7 @@ describe("Retry-After", function()
     helper.faults { { match = "submit", kind = "status", status = 429, retry_after = 86400 } }
     local took, t, err = elapsed(function() return client:liveportrait(fields(1)) end)
     assert.is_table(t, tostring(err))
-    assert.is_true(took < 1 + 2, "took " .. took .. " s")
+    assert.is_true(took < 1 + MARGIN, "took " .. took .. " s")
     assert.are.equal(1, helper.stats().submits)
     client:close()
   end)
@@ -85,7 +88,7 @@ describe("Retry-After", function()
     local took, t, err = elapsed(function() return client:liveportrait(fields(1)) end)
     assert.is_nil(t)
     assert.are.equal(429, err.status)
-    assert.is_true(took < 3 + 2, "took " .. took .. " s")
+    assert.is_true(took < 3 + MARGIN, "took " .. took .. " s")
     assert.are.equal(0, helper.stats().submits)
     client:close()
   end)
@@ -126,7 +129,7 @@ describe("lying timestamps", function()
       assert.is_table(results[i], tostring(errs[i]))
       assert.are.equal("SUCCEEDED", results[i].status)
     end
-    assert.is_true(took < 1.5 + MAX + 2, "the honest tasks took " .. took .. " s")
+    assert.is_true(took < 1.5 + MAX + MARGIN, "the honest tasks took " .. took .. " s")
     -- No tracked task was left longer than max_poll_interval without a question (+ a margin for
     -- a loaded machine), from its first query to its end.
     local log = helper.log()
@@ -134,7 +137,7 @@ describe("lying timestamps", function()
       local times = asked_times(log, t.id, "liveportrait")
       assert.is_true(#times > 0)
       for i = 2, #times do
-        assert.is_true(times[i] - times[i - 1] <= MAX + 0.5,
+        assert.is_true(times[i] - times[i - 1] <= MAX + (helper.UNDER_VALGRIND and 5 or 0.5),
           ("task %s: %.2f s between two queries"):format(t.id, times[i] - times[i - 1]))
       end
     end
