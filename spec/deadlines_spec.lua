@@ -62,6 +62,16 @@ describe("Retry-After", function()
     client:close()
   end)
 
+  it("of a day on a status query, with default settings: wait { timeout = 10 } still returns the result", function()
+    local client = helper.dashscope.new { api_key = helper.KEY, base_url = helper.BASE_URL }
+    local t = assert(client:liveportrait(fields(1)))
+    helper.faults { { match = "query", kind = "status", status = 429, retry_after = 86400 } }
+    local result, err = t:wait { timeout = 10 }
+    assert.is_table(result, tostring(err))
+    assert.are.equal(1, helper.stats().faults_applied.status)
+    client:close()
+  end)
+
   it("of a day on a query does not freeze the other tasks' queries past the cap", function()
     local client = helper.client { retry_max_delay = 1 }
     local tasks = {}
