@@ -319,17 +319,19 @@ end
 -- max_poll_interval is the longest a tracked task goes without a question, whatever its lane
 -- planned (a run time learned wrong, a queue waiting for news): the ask is brought forward, and
 -- marked `_capped` (such an ask is not expected to find the task ended: the scheduler may ask it
--- through a task list with others).
+-- through a task list with others). Capped asks are rounded down to a grid of a quarter of
+-- max_poll_interval, so that tasks submitted close together fall due together and share a list.
 local function cap(t, now, s)
   local since = t._last_poll or t._submitted_local or t._tracked_since
   if not since then
     t._tracked_since = now
     since = now
   end
-  local latest = since + s.max_poll_interval
   t._capped = nil
-  if not t._next_poll or t._next_poll > latest then
-    t._next_poll, t._capped = latest, true
+  if not t._next_poll or t._next_poll > since + s.max_poll_interval then
+    local grid = s.max_poll_interval / 4
+    t._next_poll = math.floor((since + s.max_poll_interval) / grid) * grid
+    t._capped = true
   end
 end
 

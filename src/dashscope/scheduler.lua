@@ -191,7 +191,11 @@ end
 -- for their results, and the others count as asked.
 -- The service time from which a task list covers every due task, or nil when a list will not do.
 local function list_from(self, lane, due)
-  if #due < LIST_MIN or lane.model == "?" or not self._clock.offset then
+  local capped = 0 -- asked early for max_poll_interval's sake: most have not ended, so from two on
+  for _, t in ipairs(due) do           -- a list page beats a query each
+    if t._capped then capped = capped + 1 end
+  end
+  if #due < (capped == #due and 2 or LIST_MIN) or lane.model == "?" or not self._clock.offset then
     return nil
   end
   local from = math.huge
