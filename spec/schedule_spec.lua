@@ -2,7 +2,7 @@
 -- Tasks are plain tables with the fields the plan reads.
 local schedule = require("dashscope.schedule")
 
-local S = { poll_interval = 1, max_poll_interval = 10 }
+local S = { poll_interval = 1, max_poll_interval = 60 }
 
 -- A parallel lane that knows its tasks run 10 s, with n tasks submitted 0.1 s apart from 0.
 local function known_lane(n)
@@ -79,12 +79,68 @@ describe("a lane's plan", function()
     end
     lane:plan(0, S)
     assert.is_true(tasks[1]._next_poll <= 1 and tasks[2]._next_poll <= 1)
-    assert.is_nil(tasks[3]._next_poll) -- kind unknown: only the head and one probe are asked
+    -- kind unknown: only the head and one probe are asked; the rest when max_poll_interval is up
+    assert.are.equal(S.max_poll_interval, tasks[3]._next_poll)
     lane.parallel = true
     lane:plan(0, S)
     assert.is_true(tasks[2]._next_poll > tasks[1]._next_poll) -- parallel: one head, the rest sparse
     lane:remove(tasks[1]) -- the next task becomes the head
     lane:plan(0, S)
     assert.is_true(tasks[2]._next_poll <= 1)
+  end)
+
+  it("never leaves a task longer than max_poll_interval without a question, whatever it planned", function()
+    local lane, tasks = known_lane(3)
+    for i = 1, #lane.durations do lane.durations[i] = 10 * 365 * 86400 end -- learned from a liar
+    lane.durations_median = nil
+    tasks[2]._last_poll = 5
+    lane:plan(6, { poll_interval = 1, max_poll_interval = 2 })
+    assert.are.equal(2, tasks[1]._next_poll) -- from its submit
+    assert.are.equal(7, tasks[2]._next_poll) -- from its last question
+    assert.is_true(tasks[1]._capped)
+    assert.are.equal(tasks[1]._next_poll, lane.next_due)
+  end)
+end)
+
+describe("a lane's lessons from the service's times", function()
+  local WALL = os.time()
+  local function fmt(t) return os.date("%Y-%m-%d %H:%M:%S.000", t) end
+
+  local function answered(lane, t, clock, status, submit, started, ended, now)
+    t._status = status
+    lane:observe(t, { task_status = status, submit_time = submit and fmt(submit),
+                      scheduled_time = started and fmt(started), end_time = ended and fmt(ended) },
+                 clock, now, WALL + now)
+  end
+
+  it("believes no run time longer than the time since the submit, nor a day", function()
+    local lane, clock = schedule.lane("liveportrait"), {}
+    local t = { id = "a", _submitted_local = 0, _polls = 0 }
+    lane:add(t)
+    answered(lane, t, clock, "SUCCEEDED", WALL, WALL + 1, WALL + 10 * 365 * 86400, 30)
+    assert.is_nil(lane:duration())
+    answered(lane, t, clock, "SUCCEEDED", WALL, WALL + 1, WALL + 3000, 30) -- longer than 30 s
+    assert.is_nil(lane:duration())
+    answered(lane, t, clock, "SUCCEEDED", WALL, WALL + 1, WALL + 21, 30)
+    assert.are.equal(20, lane:duration())
+  end)
+
+  it("learns its clock offset from plausible submit times only, and one liar does not move it", function()
+    local lane, clock = schedule.lane("liveportrait"), {}
+    local liar = { id = "x", _submitted_local = 1, _polls = 0 }
+    lane:add(liar)
+    answered(lane, liar, clock, "PENDING", os.time { year = 9999, month = 12, day = 31, hour = 0 }, nil, nil, 2)
+    assert.is_nil(clock.offset)
+    for i = 1, 3 do
+      local t = { id = "h" .. i, _submitted_local = 10 + i, _polls = 0 }
+      lane:add(t)
+      answered(lane, t, clock, "PENDING", WALL + 10 + i, nil, nil, 20)
+    end
+    local honest = clock.offset
+    assert.are.near(-WALL, honest, 1)
+    local close = { id = "y", _submitted_local = 30, _polls = 0 } -- a day off: possible, but alone
+    lane:add(close)
+    answered(lane, close, clock, "PENDING", WALL + 30 + 86400, nil, nil, 31)
+    assert.are.equal(honest, clock.offset)
   end)
 end)

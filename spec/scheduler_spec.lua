@@ -117,7 +117,7 @@ describe("the scheduler", function()
 
   it("backs off on a 429 and waits for Retry-After before the next query", function()
     helper.reset { durations = { running = 0.3 } }
-    local c = helper.client()
+    local c = helper.client { retry_max_delay = 2 } -- Retry-After is honoured up to this cap
     local t = lp(c)
     helper.faults { { match = "query", kind = "status", status = 429, code = "Throttling.RateQuota",
                       message = "Requests rate limit exceeded, please try again later.", retry_after = "1" } }
@@ -130,7 +130,8 @@ describe("the scheduler", function()
 
   it("asks only the head of a queue while the run time is unknown, then once per task", function()
     helper.reset { concurrency = 1, durations = { running = 0.4 } }
-    local c = helper.client { poll_interval = 0.05, max_poll_interval = 0.5 }
+    -- max_poll_interval above the whole run, so that it never asks a queued task by itself
+    local c = helper.client { poll_interval = 0.05, max_poll_interval = 5 }
     local tasks = {}
     for i = 1, 5 do tasks[i] = lp(c) end
     local results = c:wait_all(tasks)

@@ -521,6 +521,9 @@ void ds_request_settle(ds_request *r, CURLcode code, const char *reason) {
       break;
     default: r->kind = DS_KIND_OTHER; break;
   }
+  /* A `once` body (a submit's) that on_read never handed out never left: whatever failed, the
+   * request cannot have been acted on (a server cannot act on a POST without its body). */
+  if (r->once_body.len > 0 && r->once_off == 0 && r->kind != DS_KIND_OK) r->sent = 0;
   if (r->in_errno != 0 && reason == NULL) {  /* the form's file failed its check: not the network */
     r->refused = DS_REFUSED_READ;
     r->kind = DS_KIND_READ;

@@ -135,7 +135,7 @@
 ---@field max_retries? integer retries of a retryable failure, 0 to 100 (default 3)
 ---@field call_timeout? number seconds one call may take in all, through quota waits and retries (default 300); task:wait has its own wait_timeout
 ---@field retry_base_delay? number back-off base, seconds, at least 0 (default 0.5)
----@field retry_max_delay? number back-off cap, seconds, at least 0 (default 20)
+---@field retry_max_delay? number back-off cap, and the longest a Retry-After is honoured, seconds, at least 0 (default 5)
 ---@field max_body? integer largest JSON answer accepted, bytes, at least 1024 (default 4 MiB)
 ---@field max_connections? integer TCP connections the client may open at once, 1 to 256 (default 6); more requests queue
 ---@field rate_limits? boolean|dashscope.RateLimits the quotas the client keeps: false turns them off, true or nil keeps the service's

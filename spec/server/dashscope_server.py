@@ -35,7 +35,9 @@ import random
 import re
 import signal
 import socket
+import select
 import socketserver
+import struct
 import sys
 import threading
 import time
@@ -73,6 +75,7 @@ def default_config():
         "detect_outcome": None,         # None: "noface" in image_url fails; "pass"/"fail" force it
         "result_endless": False,        # results host: true streams a video body without end (a
                                         # number: that many bytes per second)
+        "idle_close": 0.0,              # > 0: a keep-alive connection idle this long dies silently
     }
 
 
@@ -220,7 +223,7 @@ FAULT_STATUS_DEFAULTS = {
 }
 # All replace the answer before the request is processed (so a faulted submit creates nothing) but
 # slow (sleeps, then processes) and lost (processes, then closes without answering: the task exists).
-FAULT_KINDS = ("status", "garbage", "truncated", "slow", "drop", "badjson", "lost")
+FAULT_KINDS = ("status", "garbage", "truncated", "slow", "drop", "badjson", "lost", "hang", "oversized", "reset")
 # Rounding allowed when probabilities are summed: a split meant to fill [0, 1) may add up to a hair over 1.
 PROBABILITY_SLACK = 1e-9
 REQUEST_KINDS = ("submit", "query", "cancel", "list", "detect", "upload", "oss", "result", "other")
@@ -395,7 +398,7 @@ class State:
             self.policies = {}            # policy string -> upload policy
             self.objects = {}             # uploaded key -> object
             self.stats = {"requests": 0, "connections": 0, "connections_accepted": 0, "submits": 0,
-                          "duplicate_submits": 0, "faults_applied": {k: 0 for k in FAULT_KINDS},
+                          "duplicate_submits": 0, "idle_closed": 0, "faults_applied": {k: 0 for k in FAULT_KINDS},
                           "by_kind": {k: 0 for k in REQUEST_KINDS}, "by_host": {h: 0 for h in HOSTS},
                           "max_per_second": {}}
             self.arrivals = {}            # rate-limit name -> deque of arrival times in the last 1 s
@@ -484,6 +487,7 @@ class State:
             outcome = {"status": "FAILED", "code": "InvalidFile.Content", "message": MSG_CONTENT}
         if any("__unknown__" in s for s in strings):
             outcome = {"status": "UNKNOWN"}
+        lies = sorted({m for s in strings for m in re.findall(r"__lie=(run|submit|scheduled)__", s)})
         phases = [(p, float(durations[PHASE_DURATION_KEY[p]])) for p in rule["phases"]]
         task = {
             "task_id": new_id(), "model": model, "request_id": request_id, "api_key": key,
@@ -492,6 +496,7 @@ class State:
             "outcome": outcome, "input": body.get("input"), "parameters": body.get("parameters"),
             "result_at": rule["result_at"], "usage": rule["usage"],
             "seen_at": None,    # when an answer first showed the client its terminal status
+            "lies": lies,       # which of its times its answers falsify (see lying_times)
         }
         self.tasks[task["task_id"]] = task
         self.order.append(task["task_id"])
@@ -689,6 +694,23 @@ def result_url(task, hosts):
     return "http://%s/results/%s.mp4?Expires=%d&Signature=x" % (hosts["results"], task["task_id"], expires)
 
 
+LIE_FAR = "9999-12-31 23:59:59.999"
+TEN_YEARS = 10 * 365.25 * 86400
+
+
+def lying_times(task, out):
+    """Falsifies the times of a task's answer as its input asked (`__lie=NAME__`): `run` puts end_time
+    ten years after scheduled_time, `submit` and `scheduled` put that time in year 9999."""
+    lies = task.get("lies") or ()
+    if "submit" in lies and "submit_time" in out:
+        out["submit_time"] = LIE_FAR
+    if "scheduled" in lies and "scheduled_time" in out:
+        out["scheduled_time"] = LIE_FAR
+    if "run" in lies and "end_time" in out and task["started"] is not None:
+        out["end_time"] = fmt_time(task["started"] + TEN_YEARS)
+    return out
+
+
 def task_output(task, status, hosts):
     out = {"task_id": task["task_id"], "task_status": status}
     if status == "UNKNOWN":
@@ -696,12 +718,13 @@ def task_output(task, status, hosts):
     out["submit_time"] = fmt_time(task["submitted"])
     if status == "CANCELED":
         out["end_time"] = fmt_time(task["canceled"])
-        return {"request_id": new_id(), "output": out}
+        return {"request_id": new_id(), "output": lying_times(task, out)}
     if status != "PENDING":
         out["scheduled_time"] = fmt_time(task["started"])
     if status not in TERMINAL:
-        return {"request_id": new_id(), "output": out}
+        return {"request_id": new_id(), "output": lying_times(task, out)}
     out["end_time"] = fmt_time(task["ended"])
+    lying_times(task, out)
     reply = {"request_id": new_id(), "output": out}
     if status == "FAILED":
         out["code"] = task["outcome"].get("code", "InvalidFile.Content")
@@ -1067,6 +1090,7 @@ def validate_config(cfg):
     number(cfg["task_ttl"], "task_ttl")
     number(cfg["latency"], "latency")
     number(cfg["result_url_lifetime"], "result_url_lifetime")
+    number(cfg["idle_close"], "idle_close")
     if cfg["detect_outcome"] not in DETECT_OUTCOMES:
         raise ValueError('detect_outcome must be null, "pass" or "fail"')
     endless = cfg["result_endless"]
@@ -1111,6 +1135,21 @@ def control_config(method, body):
         return json_reply(200, cfg)
 
 
+OVERSIZED_DEFAULT = {"body": 10 * 1024 * 1024, "headers": 100 * 1024}
+
+
+def oversized(reply, fault):
+    """The real answer made too big to read: its JSON padded with spaces to `size` bytes (still
+    valid JSON), or `size` bytes of extra headers."""
+    if fault["part"] == "body":
+        body = reply.body + b" " * max(0, fault["size"] - len(reply.body))
+        return Reply(reply.status, body, reply.content_type, reply.headers)
+    headers, line = dict(reply.headers), "x" * 1000
+    for i in range(fault["size"] // 1000 + 1):
+        headers["X-Padding-%d" % i] = line
+    return Reply(reply.status, reply.body, reply.content_type, headers)
+
+
 def checked_fault(f):
     """The fault with its defaults filled in; ValueError when it is unusable."""
     if not isinstance(f, dict):
@@ -1133,10 +1172,17 @@ def checked_fault(f):
             raise ValueError("count must be an integer >= 1")
     if "status" in f and (not is_int(f["status"]) or not 100 <= f["status"] <= 599):
         raise ValueError("status must be an HTTP status code")
-    if f["kind"] == "slow":
-        f.setdefault("delay", 1.0)
+    if f["kind"] in ("slow", "hang"):
+        f.setdefault("delay", 1.0 if f["kind"] == "slow" else 30.0)
         if not is_number(f["delay"]) or f["delay"] < 0:
             raise ValueError("delay must be a non-negative number")
+    if f["kind"] == "oversized":
+        f.setdefault("part", "body")
+        if f["part"] not in ("body", "headers"):
+            raise ValueError('part must be "body" or "headers"')
+        f.setdefault("size", OVERSIZED_DEFAULT[f["part"]])
+        if not is_int(f["size"]) or not 0 < f["size"] <= 1 << 30:
+            raise ValueError("size must be an integer in 1..2^30")
     return f
 
 
@@ -1308,12 +1354,20 @@ class Handler(BaseHTTPRequestHandler):
             if fault and fault["kind"] == "slow":
                 time.sleep(fault["delay"])
                 req.now = time.time()
-            elif fault and fault["kind"] != "lost":
+            elif fault and fault["kind"] == "reset":  # a client that sent no Expect: as drop, with a RST
+                self.reset()
+                reply = Reply(0, mode="drop")
+            elif fault and fault["kind"] == "hang":   # nothing processed, nothing answered
+                reply = Reply(0, mode="hang")
+                reply.delay = fault["delay"]
+            elif fault and fault["kind"] not in ("lost", "oversized"):
                 reply = fault_reply(fault, kind, args)
             if reply is None:
                 reply = (needs_auth and check_auth(req)) or self.answer(req, fn, args)
             if fault and fault["kind"] == "lost":     # done (a submit's task exists), but no answer leaves
                 reply = Reply(0, mode="drop")
+            if fault and fault["kind"] == "oversized":    # done, and answered too big to read
+                reply = oversized(reply, fault)
             with STATE.lock:
                 api_call = host == "api" and (path == BASE or path.startswith(BASE + "/"))
                 latency = STATE.config["latency"] if api_call else 0
@@ -1366,7 +1420,9 @@ class Handler(BaseHTTPRequestHandler):
         return entry
 
     def send(self, reply, method):
-        if reply.mode == "drop":
+        if reply.mode == "hang":
+            self.hang(reply.delay)
+        if reply.mode in ("drop", "hang"):
             self.close_connection = True
             return
         if reply.mode == "endless":
@@ -1410,6 +1466,59 @@ class Handler(BaseHTTPRequestHandler):
                 self.wfile.write(chunk[:max(1, int(reply.rate / 10))])
                 self.wfile.flush()
                 time.sleep(0.1)
+
+    def hang(self, limit):
+        """Holds the connection open, answering nothing, until the client closes it or `limit`
+        seconds pass (so the thread ends even if the client never gives up)."""
+        end = time.monotonic() + limit
+        sock = self.connection
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            readable, _, _ = select.select([sock], [], [], min(left, 0.2))
+            if readable:
+                try:
+                    if not sock.recv(65536, socket.MSG_PEEK):
+                        return          # the client closed it
+                    sock.recv(65536)    # more bytes (a request sent anyway): read and ignore
+                except OSError:
+                    return
+
+    def reset(self):
+        """Closes the connection with a RST (SO_LINGER 0) once the handler lets go of it."""
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.close_connection = True
+
+    def handle_expect_100(self):
+        """A `reset` fault hits a request that waits for 100 Continue before its body leaves: the
+        connection is reset with the headers read and the body never sent (nothing processed)."""
+        if self.server.role == "api" and not self.path.startswith(CONTROL):
+            kind = route(self.server.role, self.command, urlsplit(self.path).path.rstrip("/") or "/")[0]
+            with STATE.lock:
+                fault = next((f for f in STATE.faults if f["kind"] == "reset" and "count" in f
+                              and f["match"] in ("any", kind)), None)
+            if fault:
+                STATE.take_fault(kind)
+                self.reset()
+                return False
+        return super().handle_expect_100()
+
+    def handle_one_request(self):
+        """One request; with config idle_close, a keep-alive connection left idle longer than that
+        dies when the next request arrives: reset, unread and unanswered, as when a server closes
+        an idle connection just as the client sends on it. Nothing is processed or logged."""
+        idle_close = STATE.config["idle_close"]
+        last = getattr(self, "last_answer", None)
+        if idle_close > 0 and last is not None:
+            readable, _, _ = select.select([self.connection], [], [], self.timeout)
+            if readable and time.monotonic() - last > idle_close:
+                with STATE.lock:
+                    STATE.stats["idle_closed"] += 1
+                self.reset()
+                return
+        super().handle_one_request()
+        self.last_answer = time.monotonic()
 
 
 class Server(ThreadingHTTPServer):

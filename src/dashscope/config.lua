@@ -18,7 +18,7 @@ config.DEFAULTS = {
   wait_timeout = 3 * 3600,
   max_retries = 3,
   retry_base_delay = 0.5,
-  retry_max_delay = 20,
+  retry_max_delay = 5, -- also caps a Retry-After: after a 429, queries resume within 5 s
   max_body = 4 * 1024 * 1024,
   max_connections = 6,
   call_timeout = 300,
@@ -50,7 +50,7 @@ config.OPTIONS = {
   { name = "max_retries", type = "integer", min = 0, max = 100, doc = "retries of a retryable failure (default 3)" },
   { name = "call_timeout", type = "number", min = 0.001, max = DAY, doc = "seconds one call may take in all, through quota waits and retries (default 300); task:wait has its own wait_timeout" },
   { name = "retry_base_delay", type = "number", min = 0, max = 3600, doc = "back-off base, seconds (default 0.5)" },
-  { name = "retry_max_delay", type = "number", min = 0, max = DAY, doc = "back-off cap, seconds (default 20)" },
+  { name = "retry_max_delay", type = "number", min = 0, max = DAY, doc = "back-off cap, and the longest a Retry-After is honoured, seconds (default 5)" },
   { name = "max_body", type = "integer", min = 1024, max = 2147483648, doc = "largest JSON answer accepted, bytes (default 4 MiB)" },
   { name = "max_connections", type = "integer", min = 1, max = 256, doc = "TCP connections the client may open at once (default 6); more requests queue" },
   { name = "rate_limits", type = "rate_limits", doc = "false, or { submit = { [model] = per second }, tasks = per second }, rates from 0.001 to 1000000: the quotas the client keeps (default: the service's, protocol.md §10)" },

@@ -77,15 +77,19 @@ local function failure(kind, terr, scrub)
       or terr.kind == "aborted" and "Aborted" or "NetworkError",
     message = terr.message,
   }
-  if terr.kind == "too_large" or terr.kind == "aborted" then
+  if terr.kind == "too_large" then -- an answer came, too big to read (a created task's, maybe)
+    e.retryable = false
+    e.message = "the service's answer could not be read: " .. e.message
+  elseif terr.kind == "aborted" then
     e.retryable = false
   elseif kind == "submit" or kind == "detect" then -- billed once received: only if never sent
     e.retryable = not terr.sent
-    if terr.sent and kind == "submit" then
-      e.message = e.message .. "." .. UNSURE
-    end
   else
     e.retryable = true
+  end
+  -- Every failure after the body may have reached the service says so (docs/protocol.md §11)
+  if kind == "submit" and terr.sent and terr.kind ~= "aborted" then
+    e.message = e.message .. "." .. UNSURE
   end
   return errors.new(e, scrub)
 end
@@ -179,7 +183,17 @@ local function send(client, call)
   if call.body then
     headers[#headers + 1] = "Content-Type: application/json"
   end
+  local once = call.kind == "submit" or call.kind == "detect"
+  if once and call.body then
+    -- The body of what creates (and bills) leaves only once the server has said it listens: on a
+    -- keep-alive connection the server closed while idle, nothing of it left, so libcurl resends
+    -- it on a new connection by itself (request.c's on_seek allows a rewind from byte 0 only).
+    headers[#headers + 1] = "Expect: 100-continue"
+  end
   local s = client._settings
+  -- Each attempt ends by the call's deadline (call_timeout): libcurl's own timeout is the smaller
+  -- of the per-request timeout and what is left (advance never sends a call whose time is up).
+  local left = math.max(0.001, call.deadline - core.now())
   call.request = client._transport:request {
     method = call.method,
     url = call.url or s.base_url .. call.path,
@@ -189,8 +203,8 @@ local function send(client, call)
     output = call.output,
     truncate = call.truncate, max_output = call.max_output, -- downloads (download.lua)
     progress = call.progress,
-    timeout = call.timeout or s.timeout,
-    connect_timeout = s.connect_timeout,
+    timeout = math.min(call.timeout or s.timeout, left),
+    connect_timeout = math.min(s.connect_timeout, left),
     max_body = call.max_body or s.max_body,
     user_agent = client._user_agent,
     ca_file = s.ca_file,
@@ -198,7 +212,7 @@ local function send(client, call)
     credential = to_service, -- the key, added by the transport: the service's host only
     -- libcurl resends a request by itself when a reused connection dies before the answer: never
     -- for what creates (and bills) something, whose first copy may have been received
-    once = call.kind == "submit" or call.kind == "detect",
+    once = once,
   }
   client._sending[call.request] = call
   call.attempts = call.attempts + 1
@@ -260,6 +274,20 @@ local function backoff(settings, attempt)
   return math.random() * cap -- full jitter
 end
 
+-- How long to wait before retrying `call` after `err`, or nil when it is not retried. The
+-- service's Retry-After is honoured up to retry_max_delay (a day-long one would freeze the
+-- client), and no retry is planned past the call's deadline. A submit or detect answered 429
+-- created nothing, so it is retried until created or its deadline whatever max_retries says:
+-- giving up would lose the job (docs/protocol.md §11).
+local function retry_delay(settings, call, err, retry_after, now)
+  if not (err and err.retryable) then return nil end
+  local delay = math.min(retry_after or backoff(settings, call.attempts), settings.retry_max_delay)
+  local uncreated = err.status == 429 and (call.kind == "submit" or call.kind == "detect")
+  if call.attempts > settings.max_retries and not uncreated then return nil end
+  if now + delay >= call.deadline then return nil end
+  return delay
+end
+
 --- Moves every call of `client` on: finished transfers are classified, retried or completed;
 --- calls whose time has come are sent when their limiter allows. Returns the earliest time a
 --- waiting call wants to go (or nil) and whether a transfer was started.
@@ -281,11 +309,11 @@ function http.advance(client, now)
     call.request:close()
     call.request = nil
     local body, err, retry_after = (call.classify or http.classify)(call.kind, resp, terr, call.expect, scrub)
-    local delay = err and err.retryable and (retry_after or backoff(settings, call.attempts))
-    if err and err.status == 429 and call.limiter then
-      call.limiter:pause(now, delay or backoff(settings, call.attempts))
+    if err and err.status == 429 and call.limiter then -- the quota is spent: everybody waits (capped)
+      call.limiter:pause(now, math.min(retry_after or backoff(settings, call.attempts), settings.retry_max_delay))
     end
-    if delay and call.attempts <= settings.max_retries and now + delay < call.deadline then
+    local delay = retry_delay(settings, call, err, retry_after, now)
+    if delay then
       call.last_err = err
       hold(client, call, now + delay)
     else

@@ -1,7 +1,8 @@
 -- Rate limits the client keeps on its own side (protocol.md §10), so that the service's 429s are
 -- the exception: a sliding window of the last `rate` send times, as the service counts ("N per
 -- second"), with a small guard so that network jitter cannot bunch two windows' worth together.
--- A 429 pauses the limiter until the back-off has passed.
+-- A 429 pauses the limiter until the back-off has passed (http.lua caps the pause at
+-- retry_max_delay: a day-long Retry-After must not freeze every query of the client).
 local limiter = {}
 limiter.__index = limiter
 
@@ -41,7 +42,8 @@ function limiter:take(now)
   end
 end
 
---- Holds every send back until `now + seconds` (after a 429).
+--- Holds every send back until `now + seconds` (after a 429; `seconds` already capped). A later,
+--- shorter pause never shortens it.
 function limiter:pause(now, seconds)
   self.paused_until = math.max(self.paused_until, now + seconds)
 end

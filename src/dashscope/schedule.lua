@@ -18,6 +18,11 @@
 -- (all of them only when the figures have moved), and each lane keeps its next asks in a binary
 -- heap, so finding the due tasks does not walk the lane either. Queues and lanes still learning
 -- their run time are replanned whole (their asks depend on rank; they are asked rarely).
+--
+-- Whatever a lane planned, no tracked task goes longer than max_poll_interval without a question,
+-- and the service's times are believed only when they are possible (a run longer than the time
+-- since we submitted, a time days away from our clock, an end in the future): one task that lies
+-- cannot stall the others of its model.
 local schedule = {}
 
 local Lane = {}
@@ -27,6 +32,9 @@ local RUNNING = { ["PRE-PROCESSING"] = true, RUNNING = true, ["POST-PROCESSING"]
 local GROWTH = 1.5     -- geometric schedule factor while the duration is unknown
 local SPARSE = 3       -- the same for tasks behind the head of a parallel lane
 local KEEP = 16        -- durations remembered per lane
+local DAY = 86400      -- no run (or wait to start) is believed longer than this
+local SKEW = 3 * DAY   -- a service time this far from our wall clock is a lie (time zones: < 1 day)
+local LATENCY = 60     -- how much later than the service's time an answer may reach us, at most
 
 --- "2025-12-26 11:33:03.146" -> seconds on a fixed scale (differences are what matter).
 local hours = {} -- "YYYY-MM-DD HH" -> os.time of that hour: os.time is the costly part
@@ -185,17 +193,48 @@ local function other_running(lane, task)
   return false
 end
 
---- Learns from one query answer's output for `task` (its status already applied).
---- `clock` is the client's clock mapping { offset = local - service }.
-function Lane:observe(task, out, clock)
-  local submit = schedule.parse_time(out.submit_time)
-  if submit and task._submitted_local then
-    local offset = task._submitted_local - submit
-    if not clock.offset or offset < clock.offset then clock.offset = offset end
+-- A service time (schedule.parse_time's scale) near enough to `wall` (our wall clock, epoch
+-- seconds) to be true, or nil. parse_time reads the service's zone as ours, so a true time is off
+-- by less than a day.
+local function plausible(t, wall)
+  if t and math.abs(t - wall) <= SKEW then return t end
+  return nil
+end
+
+-- Learns the offset (local - service) from one submit: the submit answer came after submit_time,
+-- so each task gives an upper bound and the least is the best. The least of the recent ones that
+-- are not far below their median: one lying submit_time cannot drag the clock away.
+local function learn_offset(clock, offset)
+  local seen = clock.offsets or {}
+  clock.offsets = seen
+  remember(seen, offset)
+  local mid = median(seen)
+  local best
+  for _, o in ipairs(seen) do
+    if o >= mid - LATENCY and (not best or o < best) then best = o end
   end
-  local started = schedule.parse_time(out.scheduled_time)
+  clock.offset = best
+end
+
+-- Is `d` seconds a possible run (or wait) of `task`, now? Never more than a day; for a task we
+-- submitted, never more than the time since the submit (plus the submit answer's latency).
+local function possible(task, d, now)
+  if d < 0 or d > DAY then return false end
+  return not task._submitted_local or d <= now - task._submitted_local + LATENCY
+end
+
+--- Learns from one query answer's output for `task` (its status already applied).
+--- `clock` is the client's clock mapping { offset = local - service }; `now` the client's clock,
+--- `wall` the wall clock (epoch seconds) at the answer.
+function Lane:observe(task, out, clock, now, wall)
+  local submit = plausible(schedule.parse_time(out.submit_time), wall)
+  if submit and task._submitted_local and not task._offset_learned then
+    task._offset_learned = true -- one sample per task: a task asked often does not outvote others
+    learn_offset(clock, task._submitted_local - submit)
+  end
+  local started = plausible(schedule.parse_time(out.scheduled_time), wall)
   if started and clock.offset then
-    task._started_local = started + clock.offset
+    task._started_local = math.min(started + clock.offset, now) -- it cannot start in the future
   end
   local status = out.task_status
   if self.parallel == nil then
@@ -205,14 +244,14 @@ function Lane:observe(task, out, clock)
       self.parallel = false
     end
   end
-  local ended = schedule.parse_time(out.end_time)
+  local ended = plausible(schedule.parse_time(out.end_time), wall)
   if ended and clock.offset then
-    self.last_end_local = math.max(self.last_end_local or 0, ended + clock.offset)
+    self.last_end_local = math.max(self.last_end_local or 0, math.min(ended + clock.offset, now))
   end
-  if status == "SUCCEEDED" and started and ended and ended >= started then
+  if status == "SUCCEEDED" and started and ended and possible(task, ended - started, now) then
     remember(self.durations, ended - started)
     self.durations_median = nil
-    if submit and started >= submit and self.parallel then
+    if submit and started >= submit and possible(task, started - submit, now) and self.parallel then
       remember(self.waits, started - submit)
       self.waits_median = nil
     end
@@ -277,6 +316,25 @@ local function plan_unknown(self, t, rank, now, s)
     (t._last_poll or t._submitted_local or (now - interval)) + math.min(interval, s.max_poll_interval)
 end
 
+-- max_poll_interval is the longest a tracked task goes without a question, whatever its lane
+-- planned (a run time learned wrong, a queue waiting for news): the ask is brought forward, and
+-- marked `_capped` (such an ask is not expected to find the task ended: the scheduler may ask it
+-- through a task list with others). Capped asks are rounded down to a grid of a quarter of
+-- max_poll_interval, so that tasks submitted close together fall due together and share a list.
+local function cap(t, now, s)
+  local since = t._last_poll or t._submitted_local or t._tracked_since
+  if not since then
+    t._tracked_since = now
+    since = now
+  end
+  t._capped = nil
+  if not t._next_poll or t._next_poll > since + s.max_poll_interval then
+    local grid = s.max_poll_interval / 4
+    t._next_poll = math.floor((since + s.max_poll_interval) / grid) * grid
+    t._capped = true
+  end
+end
+
 -- Has the lane's picture moved since its last whole plan, enough that every task's ask moves?
 -- Small drifts are let be: an ask planned with a run time 2 % off, or a slack a quarter off, is
 -- still close to the task's end, and replanning every task on each answer costs O(tasks).
@@ -322,6 +380,7 @@ function Lane:plan(now, s)
         else
           plan_unknown(self, t, rank == true and math.huge or rank, now, s)
         end
+        cap(t, now, s)
         enqueue(self, t)
       end
     end
@@ -344,9 +403,11 @@ function Lane:plan_all(now, s, d, wait)
       enqueue(self, t)
     elseif d then
       previous_end = plan_known(self, t, now, s, d, wait, previous_end)
+      cap(t, now, s)
       enqueue(self, t)
     else
       plan_unknown(self, t, rank, now, s)
+      cap(t, now, s)
       enqueue(self, t)
     end
   end

@@ -62,7 +62,7 @@ end
 function S:_answered(t, body, err)
   local lane = lane_of(self, t)
   if body and body.output then
-    lane:observe(t, body.output, self._clock)
+    lane:observe(t, body.output, self._clock, self:_now(), core.wallclock())
   end
   lane:touch(t)
   if not err and t._expected_end and t._last_poll and t._last_poll >= t._expected_end then
@@ -197,7 +197,11 @@ end
 -- for their results, and the others count as asked.
 -- The service time from which a task list covers every due task, or nil when a list will not do.
 local function list_from(self, lane, due)
-  if #due < LIST_MIN or lane.model == "?" or not self._clock.offset then
+  local capped = 0 -- asked early for max_poll_interval's sake: most have not ended, so from two on
+  for _, t in ipairs(due) do           -- a list page beats a query each
+    if t._capped then capped = capped + 1 end
+  end
+  if #due < (capped == #due and 2 or LIST_MIN) or lane.model == "?" or not self._clock.offset then
     return nil
   end
   local from = math.huge
@@ -211,11 +215,12 @@ end
 function S:_ask(lane, all_due)
   -- Queried one by one: the tasks the list said ended (never listed twice), and the tasks asked at
   -- their expected end for the first time (most have ended: their query is the result fetch).
-  -- Listed: those whose end is anybody's guess (run time unknown, or late).
+  -- Listed: those whose end is anybody's guess (run time unknown, or late), and those asked
+  -- before their expected end because max_poll_interval has passed since their last question.
   local due = {}
   local known = lane:duration() ~= nil
   for _, t in ipairs(all_due) do
-    if t._fetch or (known and not t._late) then
+    if t._fetch or (known and not t._late and not t._capped) then
       t._fetch = nil
       t:_query()
     else
