@@ -1349,11 +1349,14 @@ class Handler(BaseHTTPRequestHandler):
             req = Request(self, method, path, parse_qs(split.query, keep_blank_values=True), body, now)
             kind, fn, args, needs_auth = route(host, method, path)
             entry = self.record(req, kind, host)
+            generation = STATE.generation
             reply = None
             fault = STATE.take_fault(kind)
             if fault and fault["kind"] == "slow":
                 time.sleep(fault["delay"])
                 req.now = time.time()
+                if STATE.generation != generation:  # reset meanwhile: a request of a test that is
+                    reply = Reply(0, mode="drop")   # over creates nothing in the next one's state
             elif fault and fault["kind"] == "reset":  # a client that sent no Expect: as drop, with a RST
                 self.reset()
                 reply = Reply(0, mode="drop")
