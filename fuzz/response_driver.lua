@@ -15,7 +15,7 @@
 -- What the harness reports (it raises; response_fuzz.c aborts with the traceback):
 --   * any error raised by the code under test (hostile answers must give nil, err);
 --   * a client that waits for nothing: nothing in flight and no call held back;
---   * a broken promise of API.md: an err that is not an error value, or whose code or message is
+--   * a broken promise of docs/reference.md: an err that is not an error value, or whose code or message is
 --     not a string; a task status that is not a string.
 local dashscope = require("dashscope")
 local core = require("dashscope.core")
@@ -141,10 +141,10 @@ local function check_err(err, where)
     error(where .. ": err is not an error value: " .. tostring(err), 2)
   end
   if type(err.code) ~= "string" then
-    error(where .. ": err.code is a " .. type(err.code) .. " (API.md: a string)", 2)
+    error(where .. ": err.code is a " .. type(err.code) .. " (docs/reference.md: a string)", 2)
   end
   if type(err.message) ~= "string" then
-    error(where .. ": err.message is a " .. type(err.message) .. " (API.md: human text)", 2)
+    error(where .. ": err.message is a " .. type(err.message) .. " (docs/reference.md: human text)", 2)
   end
   assert(type(tostring(err)) == "string")
 end
@@ -153,7 +153,7 @@ local function check_task(t, where)
   if t == nil then return end
   local status = t:status()
   if type(status) ~= "string" then
-    error(where .. ": task:status() is a " .. type(status) .. " (API.md: a string)", 2)
+    error(where .. ": task:status() is a " .. type(status) .. " (docs/reference.md: a string)", 2)
   end
   tostring(t)
   t:ended()

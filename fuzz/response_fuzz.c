@@ -19,7 +19,7 @@
  *
  * A finding: any memory error or undefined behaviour (ASan, UBSan), any leak (LSan), and any Lua
  * error escaping the code under test -- which must answer hostile input with nil, err and never
- * raise -- or a broken promise of API.md the driver checks. Both print the Lua traceback and
+ * raise -- or a broken promise of docs/reference.md the driver checks. Both print the Lua traceback and
  * abort(), so libFuzzer saves the input in fuzz/artifacts/.
  *
  * The Lua code runs in an uninstrumented interpreter, so libFuzzer cannot see its branches: a

@@ -1,4 +1,4 @@
--- The module and dashscope.new: options, defaults, environment, key resolution (protocol.md §12.2).
+-- The module and dashscope.new: options, defaults, environment, key resolution (docs/protocol.md §12.2).
 local helper = require("spec.support.helper")
 local dashscope = helper.dashscope
 local config = require("dashscope.config")

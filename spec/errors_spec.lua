@@ -1,5 +1,5 @@
 -- Failures of the service and the network come back as `nil, err`: each HTTP error class, bad
--- bodies, timeouts, a wrong key; retried where protocol.md §11 allows, never where it forbids.
+-- bodies, timeouts, a wrong key; retried where docs/protocol.md §11 allows, never where it forbids.
 local helper = require("spec.support.helper")
 
 local IMAGE, AUDIO = "https://example.com/f.png", "https://example.com/a.wav"

@@ -1,4 +1,4 @@
--- Each model's request as the server received it, and every rule of its contract (protocol.md §3).
+-- Each model's request as the server received it, and every rule of its contract (docs/protocol.md §3).
 local helper = require("spec.support.helper")
 
 local VIDEO = "https://example.com/media/talk.mp4"
@@ -9,7 +9,7 @@ local function submits()
   return helper.requests("/video-synthesis")
 end
 
--- A valid field set per model, from the protocol.md samples.
+-- A valid field set per model, from the docs/protocol.md samples.
 local VALID = {
   videoretalk = { video_url = VIDEO, audio_url = AUDIO, ref_image_url = "", video_extension = false },
   emoji = { image_url = IMAGE, driven_id = "mengwa_kaixin", face_bbox = { 212, 194, 460, 441 },

@@ -123,7 +123,7 @@ describe("the base URL", function()
   end)
 end)
 
--- A getPolicy answer (protocol.md §8.2) naming `host` as its upload host.
+-- A getPolicy answer (docs/protocol.md §8.2) naming `host` as its upload host.
 local function policy_body(host)
   return helper.json.encode { request_id = "r-policy", data = {
     policy = "cG9saWN5", signature = "c2ln", upload_dir = "dashscope-instant/x/2026-01-01/y", upload_host = host,
@@ -159,7 +159,7 @@ describe("the upload host a policy names", function()
   end)
 end)
 
--- A SUCCEEDED task answer (protocol.md §4.1) whose result URL is `video_url`.
+-- A SUCCEEDED task answer (docs/protocol.md §4.1) whose result URL is `video_url`.
 local function succeeded_body(video_url)
   return helper.json.encode { request_id = "r-q", output = {
     task_id = "t-url", task_status = "SUCCEEDED", video_url = video_url,

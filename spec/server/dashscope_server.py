@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A local stand-in for DashScope's async video-synthesis service, for lua-dashscope's test suite.
 
-Owns: the wire behaviour of /work/shared/protocol.md §13 (submit, query, cancel, list, detect,
+Owns: the wire behaviour of docs/protocol.md §13 (submit, query, cancel, list, detect,
 temporary upload, result download) on loopback, plus the /__control API that tests use to reset,
 configure, inject faults and read what the client sent. Standard library only (Python 3.11+).
 Must not: reach the network, keep state on disk (except the --port-file and its .upload/.results
@@ -59,7 +59,7 @@ def default_config():
         "durations_by_model": {},       # model -> partial durations
         "concurrency": 1,               # tasks running at once per model; 0 = unlimited
         "rate_limits": False,           # enforce rate_limit_rps
-        "rate_limit_rps": {             # sliding 1 s windows (protocol.md §10)
+        "rate_limit_rps": {             # sliding 1 s windows (docs/protocol.md §10)
             "videoretalk": 1, "emoji-v1": 1, "liveportrait": 5,
             "emoji-detect-v1": 1, "liveportrait-detect": 5,
             "tasks": 20,                # query + cancel + list together
@@ -123,7 +123,7 @@ def field(path, kind, required=False, error=None, **rule):
 
 
 def emoji_boxes_fit(body):
-    """ext_bbox must contain face_bbox (protocol.md §3.2: larger than the face)."""
+    """ext_bbox must contain face_bbox (docs/protocol.md §3.2: larger than the face)."""
     face, ext = body["input"]["face_bbox"], body["input"]["ext_bbox"]
     if ext[0] <= face[0] and ext[1] <= face[1] and ext[2] >= face[2] and ext[3] >= face[3]:
         return None

@@ -4,7 +4,7 @@
 
 With CERT and KEY it speaks TLS (a self-signed certificate the spec makes with openssl), so the
 client's peer verification and its ca_file option can be tried. Routes:
-  GET /api/v1/tasks/<id>   a SUCCEEDED task answer (protocol.md §4)
+  GET /api/v1/tasks/<id>   a SUCCEEDED task answer (docs/protocol.md §4)
   GET /api/v1/tasks/moved  302 to /stolen on this server: a client must not follow it
   GET /stolen              records that it was reached (and whether Authorization came along)
   GET /__seen              what /stolen saw, as JSON

@@ -219,7 +219,7 @@ function types.bbox(v)
   return box
 end
 
--- A time for the task list's filters (protocol.md §6): "YYYYMMDDhhmmss" in the service's time
+-- A time for the task list's filters (docs/protocol.md §6): "YYYYMMDDhhmmss" in the service's time
 -- (Beijing, UTC+8), or epoch seconds (os.time()), converted to that.
 function types.time(v)
   if type(v) == "string" and v:find("^%d%d%d%d%d%d%d%d%d%d%d%d%d%d$") then

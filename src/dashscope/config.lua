@@ -1,5 +1,5 @@
 -- Client options: their contract (checked by check.lua like any model), their defaults, and where
--- the environment fills them in (protocol.md §12.2). Reads the environment and the key file; owns
+-- the environment fills them in (docs/protocol.md §12.2). Reads the environment and the key file; owns
 -- no network code.
 local check = require("dashscope.check")
 local url = require("dashscope.url")
@@ -9,7 +9,7 @@ local config = {}
 config.DEFAULT_BASE_URL = "https://dashscope.aliyuncs.com/api/v1"
 
 -- Defaults of the scheduler (schedule.lua: 1 s, growing 1.5x per query up to 10 s while a
--- model's run time is unknown) and protocol.md §11's retry policy.
+-- model's run time is unknown) and docs/protocol.md §11's retry policy.
 config.DEFAULTS = {
   timeout = 60,
   connect_timeout = 10,
@@ -24,7 +24,7 @@ config.DEFAULTS = {
   call_timeout = 300,
 }
 
--- The service's quotas per account (protocol.md §10): submits per second per model, and queries,
+-- The service's quotas per account (docs/protocol.md §10): submits per second per model, and queries,
 -- cancels and lists per second together. The client keeps inside them unless told otherwise.
 config.RATE_LIMITS = {
   submit = { videoretalk = 1, ["emoji-v1"] = 1, liveportrait = 5,
@@ -53,7 +53,7 @@ config.OPTIONS = {
   { name = "retry_max_delay", type = "number", min = 0, max = DAY, doc = "back-off cap, and the longest a Retry-After is honoured, seconds (default 5)" },
   { name = "max_body", type = "integer", min = 1024, max = 2147483648, doc = "largest JSON answer accepted, bytes (default 4 MiB)" },
   { name = "max_connections", type = "integer", min = 1, max = 256, doc = "TCP connections the client may open at once (default 6); more requests queue" },
-  { name = "rate_limits", type = "rate_limits", doc = "false, or { submit = { [model] = per second }, tasks = per second }, rates from 0.001 to 1000000: the quotas the client keeps (default: the service's, protocol.md §10)" },
+  { name = "rate_limits", type = "rate_limits", doc = "false, or { submit = { [model] = per second }, tasks = per second }, rates from 0.001 to 1000000: the quotas the client keeps (default: the service's, docs/protocol.md §10)" },
   { name = "user_agent", type = "string", header = true, doc = "appended to the User-Agent (no control characters)" },
   { name = "sleep", type = "function", doc = "function(seconds) called instead of blocking, e.g. ngx.sleep; may yield" },
   { name = "ca_file", type = "string", doc = "a PEM file of CA certificates to verify TLS peers with (a private CA); verification itself is always on (no control characters)" },

@@ -1,4 +1,4 @@
--- The synchronous detectors (protocol.md §7: liveportrait-detect, emoji-detect-v1): one POST, no
+-- The synchronous detectors (docs/protocol.md §7: liveportrait-detect, emoji-detect-v1): one POST, no
 -- async header, answered at once. Every 200 is billed, a refusal included, so a detect is never
 -- retried once it may have reached the service (only a 429, or a request that never left).
 -- Also runs a model's detector first when the model wants what it finds (emoji-v1's boxes).

@@ -1,5 +1,5 @@
 -- Calls to the service over the client's transport: building the request, classifying what comes
--- back into a decoded body or an error value, and retrying per protocol.md §11. A call is
+-- back into a decoded body or an error value, and retrying per docs/protocol.md §11. A call is
 -- non-blocking: http.start queues it, http.advance (run from client:step) moves every call on.
 -- The API key is handed to the client's transport (C memory) at http.init and never kept in Lua:
 -- requests to the service ask the transport to add it, and error messages are scrubbed by the
@@ -32,7 +32,7 @@ function http.init(client, settings, key)
   client._calls, client._sending, client._waiting = {}, {}, {}
 end
 
--- What each kind of call may retry (protocol.md §11). A "query" reads or cancels; a "submit"
+-- What each kind of call may retry (docs/protocol.md §11). A "query" reads or cancels; a "submit"
 -- creates a billed task, so it is retried only when nothing can have been created.
 local TRANSIENT = { [429] = true, [500] = true, [502] = true, [503] = true, [504] = true }
 local RETRY_STATUS = {

@@ -1,4 +1,4 @@
--- Rate limits the client keeps on its own side (protocol.md §10), so that the service's 429s are
+-- Rate limits the client keeps on its own side (docs/protocol.md §10), so that the service's 429s are
 -- the exception: a sliding window of the last `rate` send times, as the service counts ("N per
 -- second"), with a small guard so that network jitter cannot bunch two windows' worth together.
 -- A 429 pauses the limiter until the back-off has passed (http.lua caps the pause at

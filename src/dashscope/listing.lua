@@ -1,4 +1,4 @@
--- The task list for users (protocol.md §6): one page as the service sends it (client:tasks), or
+-- The task list for users (docs/protocol.md §6): one page as the service sends it (client:tasks), or
 -- every page in turn (client:each_task). Client methods: copied into the Client class.
 local check = require("dashscope.check")
 

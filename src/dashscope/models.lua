@@ -1,10 +1,10 @@
--- The model contracts, as data (protocol.md §3). One checker (check.lua) reads every table and the
+-- The model contracts, as data (docs/protocol.md §3). One checker (check.lua) reads every table and the
 -- client builds the request body from it, so adding a model means adding a table here.
 --
 -- A model: method name -> {
 --   model = service model name,
 --   doc = what it does, in one line (help texts, docs),
---   kind = "detect" for a synchronous pre-check (protocol.md §7; answers a table, submits nothing),
+--   kind = "detect" for a synchronous pre-check (docs/protocol.md §7; answers a table, submits nothing),
 --   fixed = { parameters = {...} } sent as they are (not fields the caller gives),
 --   detect = { method = detector, fills = { field = output key } }: when every field it fills is
 --            absent, the detector runs first and its answer fills them (or its refusal is returned),

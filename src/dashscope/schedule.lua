@@ -3,7 +3,7 @@
 -- Tasks are grouped in lanes, one per model. A lane learns from the answers it gets:
 --   * how long a task of this model runs (end_time - scheduled_time of SUCCEEDED tasks, both in
 --     the service's clock, so clock skew cancels out), as a median of the recent ones;
---   * whether the service runs this model's tasks one at a time (protocol.md §10: it queues the
+--   * whether the service runs this model's tasks one at a time (docs/protocol.md §10: it queues the
 --     rest) or in parallel: a task seen PENDING while another of ours runs means a queue; a task
 --     seen running while another of ours runs means parallel;
 --   * how the service's clock maps onto ours (the submit answer's arrival against submit_time).

@@ -193,7 +193,7 @@ local function list_shape(body)
 end
 
 -- Asks about the due tasks of a lane: one query each, or, when many are due at once, one page of
--- the task list (protocol.md §6) that says which of them ended; only those are then queried
+-- the task list (docs/protocol.md §6) that says which of them ended; only those are then queried
 -- for their results, and the others count as asked.
 -- The service time from which a task list covers every due task, or nil when a list will not do.
 local function list_from(self, lane, due)

@@ -1,6 +1,6 @@
--- Task handles: one async job of the service (protocol.md §4, §5). A task knows its id, model and
+-- Task handles: one async job of the service (docs/protocol.md §4, §5). A task knows its id, model and
 -- last status; while the client tracks it, the client's scheduler (schedule.lua) asks about it and
--- this file turns each answer into state, the final answer into the result table of API.md, and
+-- this file turns each answer into state, the final answer into the result table of docs/reference.md, and
 -- status changes into events for whoever watches. The loops that wait live in client.lua.
 local errors = require("dashscope.errors")
 local http = require("dashscope.http")
@@ -11,7 +11,7 @@ Task.__index = Task
 
 local TERMINAL = { SUCCEEDED = true, FAILED = true, CANCELED = true, UNKNOWN = true }
 
--- Where each known model puts its video (protocol.md §4); other models: both places are tried.
+-- Where each known model puts its video (docs/protocol.md §4); other models: both places are tried.
 local RESULT_PATH = {}
 
 local task = { Task = Task, TERMINAL = TERMINAL }
