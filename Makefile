@@ -253,15 +253,15 @@ $(FUZZ_BUILD)/headers_fuzz: fuzz/headers_fuzz.c src/headers.c src/headers.h Make
 	@mkdir -p $(dir $@)
 	$(CLANG) $(FUZZ_FLAGS) -o $@ fuzz/headers_fuzz.c src/headers.c
 
-$(FUZZ_BUILD)/response_fuzz: fuzz/response_fuzz.c $(C_SRC) $(C_HDR) Makefile
+$(FUZZ_BUILD)/response_fuzz: fuzz/response_fuzz.c fuzz/lua_harness.c fuzz/lua_harness.h $(C_SRC) $(C_HDR) Makefile
 	@mkdir -p $(dir $@)
 	$(CLANG) $(FUZZ_FLAGS) -DFUZZ_ROOT='"$(CURDIR)"' $(shell $(PKG_CONFIG) --cflags $(FUZZ_LUA_PC)) $(CURL_CFLAGS) \
-	  -o $@ fuzz/response_fuzz.c $(C_SRC) $(shell $(PKG_CONFIG) --libs $(FUZZ_LUA_PC)) $(CURL_LIBS)
+	  -o $@ fuzz/response_fuzz.c fuzz/lua_harness.c $(C_SRC) $(shell $(PKG_CONFIG) --libs $(FUZZ_LUA_PC)) $(CURL_LIBS)
 
-$(FUZZ_BUILD)/url_fuzz: fuzz/url_fuzz.c $(C_SRC) $(C_HDR) Makefile
+$(FUZZ_BUILD)/url_fuzz: fuzz/url_fuzz.c fuzz/lua_harness.c fuzz/lua_harness.h $(C_SRC) $(C_HDR) Makefile
 	@mkdir -p $(dir $@)
 	$(CLANG) $(FUZZ_FLAGS) -DFUZZ_ROOT='"$(CURDIR)"' $(shell $(PKG_CONFIG) --cflags $(FUZZ_LUA_PC)) $(CURL_CFLAGS) \
-	  -o $@ fuzz/url_fuzz.c $(C_SRC) $(shell $(PKG_CONFIG) --libs $(FUZZ_LUA_PC)) $(CURL_LIBS)
+	  -o $@ fuzz/url_fuzz.c fuzz/lua_harness.c $(C_SRC) $(shell $(PKG_CONFIG) --libs $(FUZZ_LUA_PC)) $(CURL_LIBS)
 
 # Every harness runs, one after the other, with the flags of fuzz/NAME.options, if any; one that
 # finds something fails the target once all have run. Each run's whole log is build/fuzz/NAME.log;

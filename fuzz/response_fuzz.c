@@ -22,10 +22,9 @@
  * raise -- or a broken promise of docs/reference.md the driver checks. Both print the Lua traceback and
  * abort(), so libFuzzer saves the input in fuzz/artifacts/.
  *
- * The Lua code runs in an uninstrumented interpreter, so libFuzzer cannot see its branches: a
- * line hook feeds (source, previous line, line) into libFuzzer's extra counters, which makes new
- * Lua edges count as new coverage. Nor can it see inside lua-cjson, so half of the mutations are
- * made by fuzz/response_mutator.lua, which knows JSON and the service's field names.
+ * The embedded interpreter and its Lua line coverage: fuzz/lua_harness.c. libFuzzer cannot see
+ * inside lua-cjson either, so half of the mutations are made by fuzz/response_mutator.lua, which
+ * knows JSON and the service's field names.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -34,83 +33,24 @@
 
 #include <lauxlib.h>
 #include <lua.h>
-#include <lualib.h>
 
 #include "headers.h"
-
-#ifndef FUZZ_ROOT
-#error "FUZZ_ROOT: the checkout's absolute path (the Makefile passes it)"
-#endif
+#include "lua_harness.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size, unsigned int seed);
 size_t LLVMFuzzerMutate(uint8_t *data, size_t size, size_t max_size);
-int luaopen_dashscope(lua_State *L);
 
-/* ---- Lua line coverage, as libFuzzer extra counters */
-
-#define COV_SIZE (1u << 16)
-__attribute__((section("__libfuzzer_extra_counters"), used)) static uint8_t lua_cov[COV_SIZE];
-static uintptr_t cov_prev;
-
-static void line_hook(lua_State *L, lua_Debug *ar) {
-  uintptr_t here;
-  if (!lua_getinfo(L, "S", ar)) return;
-  /* source strings are interned: their address names the chunk */
-  here = ((uintptr_t)ar->source * 2654435761u) ^ ((uintptr_t)ar->currentline * 40503u);
-  here &= COV_SIZE - 1;
-  lua_cov[(here ^ cov_prev) & (COV_SIZE - 1)]++;
-  cov_prev = here >> 1;
-}
-
-/* ---- the interpreter */
-
-static lua_State *L;
 static int run_ref = LUA_NOREF, mutate_ref = LUA_NOREF;
-
-static int traceback(lua_State *S) {
-  const char *msg = lua_tostring(S, 1);
-  if (msg == NULL) msg = lua_pushfstring(S, "(a %s raised as the error)", luaL_typename(S, 1));
-  luaL_traceback(S, S, msg, 1);
-  return 1;
-}
-
-static void die(const char *what) {
-  fprintf(stderr, "response_fuzz: %s\n%s\n", what, lua_tostring(L, -1));
-  abort();
-}
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
   (void)argc;
   (void)argv;
-  L = luaL_newstate();
-  if (L == NULL) abort();
-  luaL_openlibs(L);
-  lua_pushcfunction(L, traceback);
-  /* package.path: the Lua layer from src/, the driver from fuzz/, then the system's */
-  lua_getglobal(L, "package");
-  lua_pushliteral(L, FUZZ_ROOT "/src/?.lua;" FUZZ_ROOT "/fuzz/?.lua;");
-  lua_getfield(L, -2, "path");
-  lua_concat(L, 2);
-  lua_setfield(L, -2, "path");
-  lua_getfield(L, -1, "preload");
-  lua_pushcfunction(L, luaopen_dashscope);
-  lua_setfield(L, -2, "dashscope");
-  lua_pop(L, 2);
-  /* the driver returns run(scenario, status, headers, body) */
-  lua_getglobal(L, "require");
-  lua_pushliteral(L, "response_driver");
-  if (lua_pcall(L, 1, 1, -3) != LUA_OK) die("loading fuzz/response_driver.lua failed");
-  if (lua_type(L, -1) != LUA_TFUNCTION) die("fuzz/response_driver.lua returned no function");
-  run_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  /* the mutator returns mutate(input, seed, max_size) */
-  lua_getglobal(L, "require");
-  lua_pushliteral(L, "response_mutator");
-  if (lua_pcall(L, 1, 1, -3) != LUA_OK) die("loading fuzz/response_mutator.lua failed");
-  mutate_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  lua_pop(L, 1);
-  lua_sethook(L, line_hook, LUA_MASKLINE, 0);
+  harness_open("response_fuzz");
+  run_ref = harness_require("response_driver");     /* run(scenario, status, headers, body) */
+  mutate_ref = harness_require("response_mutator"); /* mutate(input, seed, max_size) */
+  harness_cover(1);
   return 0;
 }
 
@@ -119,10 +59,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size, unsigned int seed) {
   size_t out = 0;
   if (seed % 2 == 0) {
-    int top = lua_gettop(L);
-    lua_sethook(L, NULL, 0, 0);
-    lua_pushcfunction(L, traceback);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, mutate_ref);
+    lua_State *L = harness_L;
+    int top;
+    harness_cover(0);
+    top = harness_begin(mutate_ref);
     lua_pushlstring(L, (const char *)data, size);
     lua_pushinteger(L, (lua_Integer)(seed / 2));
     lua_pushinteger(L, (lua_Integer)max_size);
@@ -135,7 +75,7 @@ size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size, unsi
       }
     }
     lua_settop(L, top);
-    lua_sethook(L, line_hook, LUA_MASKLINE, 0);
+    harness_cover(1);
   }
   return out ? out : LLVMFuzzerMutate(data, size, max_size);
 }
@@ -147,6 +87,7 @@ static int push_headers(char *p, size_t n) {
   const char *name, *value;
   size_t nlen, vlen;
   int status = ds_headers_begin(&it, p, n);
+  lua_State *L = harness_L;
   lua_newtable(L);
   while (ds_headers_next(&it, &name, &nlen, &value, &vlen)) {
     lua_pushlstring(L, name, nlen);
@@ -176,6 +117,7 @@ static const char *block_end(const char *p, const char *end) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  lua_State *L = harness_L;
   const char *rest, *end, *body;
   int status = 200, top;
   char scenario[2];
@@ -184,9 +126,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   scenario[1] = '\0';
   rest = (const char *)data + 1;
   end = (const char *)data + size;
-  top = lua_gettop(L);
-  lua_pushcfunction(L, traceback);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, run_ref);
+  top = harness_begin(run_ref);
   lua_pushlstring(L, scenario, 1);
   if ((size_t)(end - rest) >= 5 && memcmp(rest, "HTTP/", 5) == 0) {
     /* the parser lower-cases in place: a copy of exactly the block, so ASan sees any overread */
@@ -212,10 +152,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     lua_newtable(L);
   }
   lua_pushlstring(L, body, (size_t)(end - body));
-  cov_prev = 0;
-  if (lua_pcall(L, 4, 0, top + 1) != LUA_OK) die("a Lua error (a finding: see the traceback)");
-  lua_settop(L, top);
-  /* Lua's garbage, collected now, so libFuzzer's leak check sees balanced mallocs */
-  lua_gc(L, LUA_GCCOLLECT, 0);
+  harness_call(top, 4, "a Lua error (a finding: see the traceback)");
   return 0;
 }

@@ -18,92 +18,32 @@
  * option value that is not finite or not in its range. Each prints the Lua traceback and aborts,
  * so libFuzzer saves the input in fuzz/artifacts/.
  *
- * As in response_fuzz.c, a line hook feeds Lua line edges into libFuzzer's extra counters, since
- * the interpreter is not instrumented.
+ * The embedded interpreter and its Lua line coverage: fuzz/lua_harness.c.
  */
 #include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
 
 #include <lauxlib.h>
 #include <lua.h>
-#include <lualib.h>
 
-#ifndef FUZZ_ROOT
-#error "FUZZ_ROOT: the checkout's absolute path (the Makefile passes it)"
-#endif
+#include "lua_harness.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-int luaopen_dashscope(lua_State *L);
 
-/* ---- Lua line coverage, as libFuzzer extra counters */
-
-#define COV_SIZE (1u << 14)
-__attribute__((section("__libfuzzer_extra_counters"), used)) static uint8_t lua_cov[COV_SIZE];
-static uintptr_t cov_prev;
-
-static void line_hook(lua_State *L, lua_Debug *ar) {
-  uintptr_t here;
-  if (!lua_getinfo(L, "S", ar)) return;
-  here = ((uintptr_t)ar->source * 2654435761u) ^ ((uintptr_t)ar->currentline * 40503u);
-  here &= COV_SIZE - 1;
-  lua_cov[(here ^ cov_prev) & (COV_SIZE - 1)]++;
-  cov_prev = here >> 1;
-}
-
-/* ---- the interpreter */
-
-static lua_State *L;
 static int run_ref = LUA_NOREF;
-
-static int traceback(lua_State *S) {
-  const char *msg = lua_tostring(S, 1);
-  if (msg == NULL) msg = lua_pushfstring(S, "(a %s raised as the error)", luaL_typename(S, 1));
-  luaL_traceback(S, S, msg, 1);
-  return 1;
-}
-
-static void die(const char *what) {
-  fprintf(stderr, "url_fuzz: %s\n%s\n", what, lua_tostring(L, -1));
-  abort();
-}
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
   (void)argc;
   (void)argv;
-  L = luaL_newstate();
-  if (L == NULL) abort();
-  luaL_openlibs(L);
-  lua_pushcfunction(L, traceback);
-  lua_getglobal(L, "package");
-  lua_pushliteral(L, FUZZ_ROOT "/src/?.lua;" FUZZ_ROOT "/fuzz/?.lua;");
-  lua_getfield(L, -2, "path");
-  lua_concat(L, 2);
-  lua_setfield(L, -2, "path");
-  lua_getfield(L, -1, "preload");
-  lua_pushcfunction(L, luaopen_dashscope);
-  lua_setfield(L, -2, "dashscope");
-  lua_pop(L, 2);
-  /* the driver returns run(input) */
-  lua_getglobal(L, "require");
-  lua_pushliteral(L, "url_driver");
-  if (lua_pcall(L, 1, 1, -3) != LUA_OK) die("loading fuzz/url_driver.lua failed");
-  if (lua_type(L, -1) != LUA_TFUNCTION) die("fuzz/url_driver.lua returned no function");
-  run_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  lua_pop(L, 1);
-  lua_sethook(L, line_hook, LUA_MASKLINE, 0);
+  harness_open("url_fuzz");
+  run_ref = harness_require("url_driver"); /* the driver returns run(input) */
+  harness_cover(1);
   return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  int top = lua_gettop(L);
-  lua_pushcfunction(L, traceback);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, run_ref);
-  lua_pushlstring(L, (const char *)data, size);
-  cov_prev = 0;
-  if (lua_pcall(L, 1, 0, top + 1) != LUA_OK) die("a broken promise or a Lua error (see the traceback)");
-  lua_settop(L, top);
-  lua_gc(L, LUA_GCCOLLECT, 0);
+  int top = harness_begin(run_ref);
+  lua_pushlstring(harness_L, (const char *)data, size);
+  harness_call(top, 1, "a broken promise or a Lua error (see the traceback)");
   return 0;
 }

@@ -151,7 +151,7 @@ local function transfer(t, video_url, fd, o, stream)
   end
   local expected = tonumber(resp.headers and resp.headers["content-length"])
   if expected and resp.written ~= expected then
-    return fail("NetworkError", string.format("the video came short: %d of %d bytes", resp.written, expected), t, true)
+    return fail("NetworkError", string.format("the video came short: %.0f of %.0f bytes", resp.written, expected), t, true)
   end
   return resp
 end

@@ -274,14 +274,15 @@ local function backoff(settings, attempt)
   return math.random() * cap -- full jitter
 end
 
--- How long to wait before retrying `call` after `err`, or nil when it is not retried. The
--- service's Retry-After is honoured up to retry_max_delay (a day-long one would freeze the
+-- How long to wait before retrying `call` after `err`, or nil when it is not retried: the back-off,
+-- or the service's Retry-After when longer, up to retry_max_delay (a day-long one would freeze the
 -- client), and no retry is planned past the call's deadline. A submit or detect answered 429
 -- created nothing, so it is retried until created or its deadline whatever max_retries says:
 -- giving up would lose the job (docs/protocol.md §11).
 local function retry_delay(settings, call, err, retry_after, now)
   if not (err and err.retryable) then return nil end
-  local delay = math.min(retry_after or backoff(settings, call.attempts), settings.retry_max_delay)
+  -- Retry-After is a floor, never a reason to hammer: "0" (or a date past) still backs off
+  local delay = math.min(math.max(retry_after or 0, backoff(settings, call.attempts)), settings.retry_max_delay)
   local uncreated = err.status == 429 and (call.kind == "submit" or call.kind == "detect")
   if call.attempts > settings.max_retries and not uncreated then return nil end
   if now + delay >= call.deadline then return nil end
