@@ -8,9 +8,7 @@ local core = require("dashscope.core")
 local FAST = { durations = { pending = 0, pre_processing = 0, running = 0.2, post_processing = 0 },
                concurrency = 0 }
 
-local function fields(i)
-  return { image_url = "https://example.com/face-" .. i .. ".png", audio_url = "https://example.com/a.wav" }
-end
+local fields = helper.liveportrait_fields
 
 -- Seconds a call may take past its bound on a loaded machine (valgrind stretches everything).
 local MARGIN = helper.UNDER_VALGRIND and 15 or 2

@@ -3,17 +3,12 @@
 -- job is ever submitted twice.
 local helper = require("spec.support.helper")
 
-local FAST = { durations = { pending = 0, pre_processing = 0, running = 0.05, post_processing = 0 },
-               concurrency = 0 }
+local FAST = helper.FAST
 local JOBS = 100
 
-local function fields(i)
-  return { image_url = "https://example.com/face-" .. i .. ".png", audio_url = "https://example.com/a.wav" }
-end
+local fields = helper.liveportrait_fields
 
-local function set_faults(list, seed)
-  helper.control("POST", "/faults", { clear = true, seed = seed, faults = list })
-end
+local set_faults = helper.set_faults
 
 describe("under random faults", function()
   before_each(function() helper.reset(FAST) end)

@@ -10,8 +10,7 @@ local config = require("dashscope.config")
 local dashscope = helper.dashscope
 
 local LUA = os.getenv("LUA") or "lua5.4"
-local FAST = { durations = { pending = 0, pre_processing = 0, running = 0.05, post_processing = 0 },
-               concurrency = 0 }
+local FAST = helper.FAST
 
 local function quote(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
@@ -313,11 +312,7 @@ describe("task:download", function()
   end)
   after_each(cleanup)
 
-  local function finished_task()
-    local t = assert(client:liveportrait { image_url = "https://example.com/f.png", audio_url = "https://example.com/a.wav" })
-    assert(t:wait())
-    return t
-  end
+  local function finished_task() return helper.finished_task(client) end
 
   it("creates its temporary file new, under an unpredictable name, and never through a link", function()
     local dir = temp_dir()

@@ -3,8 +3,7 @@
 local helper = require("spec.support.helper")
 local file = helper.dashscope.file
 
-local FAST = { durations = { pending = 0, pre_processing = 0, running = 0.05, post_processing = 0 },
-               concurrency = 0 }
+local FAST = helper.FAST
 
 -- A scratch file with `bytes` of content; removed by cleanup().
 local scratch = {}
@@ -194,11 +193,7 @@ describe("task:download", function()
   end)
   after_each(cleanup)
 
-  local function finished_task()
-    local t = assert(client:liveportrait { image_url = "https://example.com/f.png", audio_url = "https://example.com/a.wav" })
-    assert(t:wait())
-    return t
-  end
+  local function finished_task() return helper.finished_task(client) end
 
   it("streams the video to the path, with progress, and sends the result host no key", function()
     local t = finished_task()

@@ -7,9 +7,7 @@ local LUA = os.getenv("LUA") or "lua5.4"
 local SLOW = { durations = { pending = 0, pre_processing = 0, running = 0.05, post_processing = 0 },
                concurrency = 0 }
 
-local function fields(i)
-  return { image_url = "https://example.com/f" .. i .. ".png", audio_url = "https://example.com/a.wav" }
-end
+local fields = helper.liveportrait_fields
 
 describe("lifetimes", function()
   before_each(function() helper.reset(SLOW) end)

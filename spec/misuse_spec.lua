@@ -4,8 +4,7 @@
 -- metatable makes them look other than they are (__pairs, __index proxies).
 local helper = require("spec.support.helper")
 
-local FAST = { durations = { pending = 0, pre_processing = 0, running = 0.05, post_processing = 0 },
-               concurrency = 0 }
+local FAST = helper.FAST
 local LONG = { durations = { pending = 0, pre_processing = 0, running = 60, post_processing = 0 },
                concurrency = 0 }
 
@@ -14,9 +13,7 @@ local function slow_fields(i)
   return { image_url = "https://example.com/__duration=60__/f" .. i .. ".png", audio_url = "https://example.com/a.wav" }
 end
 
-local function fields(i)
-  return { image_url = "https://example.com/f" .. (i or 1) .. ".png", audio_url = "https://example.com/a.wav" }
-end
+local fields = helper.liveportrait_fields
 
 -- Seconds on the client's clock.
 local now = helper.dashscope._core.now

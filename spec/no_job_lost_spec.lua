@@ -7,16 +7,11 @@ local helper = require("spec.support.helper")
 local dashscope = helper.dashscope
 local socket = require("socket")
 
-local FAST = { durations = { pending = 0, pre_processing = 0, running = 0.05, post_processing = 0 },
-               concurrency = 0 }
+local FAST = helper.FAST
 
-local function fields(i)
-  return { image_url = "https://example.com/face-" .. i .. ".png", audio_url = "https://example.com/a.wav" }
-end
+local fields = helper.liveportrait_fields
 
-local function set_faults(list, seed)
-  helper.control("POST", "/faults", { clear = true, seed = seed, faults = list })
-end
+local set_faults = helper.set_faults
 
 local UNSURE = "may or may not have been created"
 

@@ -9,9 +9,7 @@ local LUA = os.getenv("LUA") or "lua5.4"
 local FAST = { durations = { pending = 0, pre_processing = 0, running = 0.02, post_processing = 0 },
                concurrency = 0 }
 
-local function fields(i)
-  return { image_url = "https://example.com/f" .. (i or 1) .. ".png", audio_url = "https://example.com/a.wav" }
-end
+local fields = helper.liveportrait_fields
 
 -- Every string reachable from `value` (values and keys, at any depth, metatables aside), and the
 -- tostring of every table that has one.

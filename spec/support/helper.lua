@@ -80,6 +80,28 @@ function helper.client(opts)
   return dashscope.new(o)
 end
 
+--- Server durations that make a job end in about 0.05 s, and no queue (helper.reset(helper.FAST)).
+helper.FAST = { durations = { pending = 0, pre_processing = 0, running = 0.05, post_processing = 0 },
+                concurrency = 0 }
+
+--- The fields of liveportrait job number `i` (default 1): remote URLs, unique per `i`, so that the
+--- server's duplicate_submits tells two jobs from one job sent twice.
+function helper.liveportrait_fields(i)
+  return { image_url = "https://example.com/face-" .. (i or 1) .. ".png", audio_url = "https://example.com/a.wav" }
+end
+
+--- Replaces the server's faults by `list`, its fault draws seeded with `seed` (see spec/server/README.md).
+function helper.set_faults(list, seed)
+  helper.control("POST", "/faults", { clear = true, seed = seed, faults = list })
+end
+
+--- A liveportrait task of `client` that has ended SUCCEEDED.
+function helper.finished_task(client)
+  local t = assert(client:liveportrait(helper.liveportrait_fields()))
+  assert(t:wait())
+  return t
+end
+
 --- A file's whole content, or nil when it cannot be read.
 function helper.read_file(path)
   local f = io.open(path, "rb")
