@@ -50,6 +50,7 @@ build = {
     ["dashscope.schedule"] = "src/dashscope/schedule.lua",
     ["dashscope.scheduler"] = "src/dashscope/scheduler.lua",
     ["dashscope.task"] = "src/dashscope/task.lua",
+    ["dashscope.status"] = "src/dashscope/status.lua",
     ["dashscope.url"] = "src/dashscope/url.lua",
     ["dashscope.uv"] = "src/dashscope/uv.lua",
   },

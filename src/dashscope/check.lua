@@ -271,6 +271,14 @@ function types.rate_limits(v)
   return v
 end
 
+--- The one closed-client guard: raises unless `client` is open. `what` is the method as the user
+--- wrote it ("client:step", "task:poll"); `level` as for error(), relative to the caller.
+function check.open(client, what, level)
+  if client._closed then
+    error("dashscope: " .. what .. " on a closed client (client:close() was called)", (level or 1) + 1)
+  end
+end
+
 --- Raises the standard misuse error. `level` points at the caller's caller's code.
 function check.fail(what, text, level)
   error(what .. ": " .. text, (level or 1) + 1)

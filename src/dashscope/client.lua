@@ -71,9 +71,7 @@ local function checkself(self, method)
   if getmetatable(self) ~= Client then
     error("dashscope: call " .. method .. " with a colon (client:" .. method .. "{...})", 3)
   end
-  if self._closed then
-    error("dashscope: client:" .. method .. " on a closed client (client:close() was called)", 3)
-  end
+  check.open(self, "client:" .. method, 3)
 end
 
 --- Closes the client's connections. Every call in flight ends with an `Aborted` error, so whoever

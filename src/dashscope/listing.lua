@@ -4,7 +4,7 @@ local check = require("dashscope.check")
 
 local L = {}
 
-local STATUSES = { "PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELED", "UNKNOWN" }
+local STATUSES = require("dashscope.status").LISTED
 
 -- The filter's contract, and the query parameter each field becomes.
 local FILTER = {
@@ -49,9 +49,7 @@ local function checked(self, method, filter, level)
   if type(self) ~= "table" or not self._transport then
     check.fail(method, "call it as client:" .. method .. "(...)", level + 1)
   end
-  if self._closed then
-    error("dashscope: client:" .. method .. " on a closed client (client:close() was called)", level + 1)
-  end
+  check.open(self, "client:" .. method, level + 1)
   local f = check.fields(FILTER, filter or {}, method, level + 1)
   return f -- not a tail call: the levels above count this frame
 end

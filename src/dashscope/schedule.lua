@@ -28,7 +28,7 @@ local schedule = {}
 local Lane = {}
 Lane.__index = Lane
 
-local RUNNING = { ["PRE-PROCESSING"] = true, RUNNING = true, ["POST-PROCESSING"] = true }
+local RUNNING = require("dashscope.status").RUNNING
 local GROWTH = 1.5     -- geometric schedule factor while the duration is unknown
 local SPARSE = 3       -- the same for tasks behind the head of a parallel lane
 local KEEP = 16        -- durations remembered per lane
@@ -446,7 +446,5 @@ function Lane:take_due(ahead)
   for _, t in ipairs(due) do due[t] = nil end
   return due
 end
-
-schedule.RUNNING = RUNNING
 
 return schedule

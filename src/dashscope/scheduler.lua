@@ -94,9 +94,7 @@ end
 --- One non-blocking step: advances every transfer in flight, finishes calls, sends the status
 --- queries that are due. Returns the seconds until it next has work (0: call again now).
 function S:step()
-  if self._closed then
-    error("dashscope: client:step on a closed client (client:close() was called)", 2)
-  end
+  check.open(self, "client:step", 2)
   local transport = self._transport
   local curl_timeout, soonest, started
   -- Until nothing new starts: a transfer started here may finish within the next perform, and
@@ -301,9 +299,7 @@ S.MANY_OPTIONS = MANY_OPTIONS
 -- method the user called (1, the default: its caller is blamed).
 local function check_tasks(self, tasks, what, level)
   level = 2 + (level or 1)
-  if self._closed then
-    error("dashscope: client:" .. what .. " on a closed client (client:close() was called)", level)
-  end
+  check.open(self, "client:" .. what, level)
   if getmetatable(tasks) == task.Task then
     check.fail(what, "expects an array of tasks, got one task (pass { task })", level)
   end

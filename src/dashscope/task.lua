@@ -9,7 +9,7 @@ local check = require("dashscope.check")
 local Task = { __name = "dashscope.Task" }
 Task.__index = Task
 
-local TERMINAL = { SUCCEEDED = true, FAILED = true, CANCELED = true, UNKNOWN = true }
+local TERMINAL = require("dashscope.status").TERMINAL
 
 -- Where each known model puts its video (docs/protocol.md §4); other models: both places are tried.
 local RESULT_PATH = {}
@@ -213,9 +213,7 @@ end
 
 -- Raises at the caller's line when the task's client has been closed: a programming error.
 local function open_client(self, method)
-  if self._client._closed then
-    error("dashscope: task:" .. method .. " after its client was closed (client:close())", 3)
-  end
+  check.open(self._client, "task:" .. method, 3)
 end
 
 --- One status query now: the status, or nil and err.
