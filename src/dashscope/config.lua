@@ -157,7 +157,7 @@ function config.settings(opts, level, getenv)
   if not s.api_key then
     check.fail("dashscope.new", config.NO_KEY, level)
   end
-  if s.api_key:find("[%z\r\n]") then
+  if not check.header_safe(s.api_key) then
     check.fail("dashscope.new", "the API key must not contain CR, LF or NUL", level)
   end
 
