@@ -2,6 +2,7 @@
  * must not jump when the wall clock is set, so they read CLOCK_MONOTONIC (ds_clock_now), never
  * time() or os.time(). The wall clock and getrusage are for reports (the bench): core.wallclock,
  * core.rusage. */
+#include <limits.h>
 #include <sys/resource.h>
 #include <sys/time.h>
 #include <time.h>
@@ -21,6 +22,16 @@ static double seconds(clockid_t id)
 double ds_clock_now(void)
 {
     return seconds(CLOCK_MONOTONIC);
+}
+
+int ds_clock_ms(double seconds_)
+{
+    double ms = seconds_ * 1000;
+    int whole;
+    if (!(ms > 0)) return 0;
+    if (ms >= (double)INT_MAX) return INT_MAX;
+    whole = (int)ms;
+    return (double)whole < ms ? whole + 1 : whole;
 }
 
 int ds_clock_lnow(lua_State *L)

@@ -8,6 +8,11 @@
 /* Seconds since an arbitrary fixed point, never going back; a float. */
 double ds_clock_now(void);
 
+/* Seconds (non-negative, not NaN) to whole milliseconds, rounded up so that a small positive wait
+ * never becomes a busy 0 ms poll, and capped at INT_MAX (about 24 days): what libcurl's options
+ * and poll(2) take. */
+int ds_clock_ms(double seconds);
+
 /* core.now() -> seconds (float), monotonic. */
 int ds_clock_lnow(lua_State *L);
 

@@ -22,6 +22,7 @@
 #include <lauxlib.h>
 
 #include "buffer.h"
+#include "clock.h"
 #include "compat.h"
 #include "form.h"
 #include "headers.h"
@@ -91,16 +92,12 @@ static const char *check_text(lua_State *L, int idx, int optional, size_t *len) 
 /* Seconds (nil or a non-negative number) to milliseconds, rounded up; 0 is none. */
 static long check_ms(lua_State *L, int idx) {
   const char *name = field_names[idx - F_METHOD];
-  lua_Number s, ms;
-  long whole;
+  lua_Number s;
   if (lua_isnil(L, idx)) return 0;
   if (lua_type(L, idx) != LUA_TNUMBER) field_error(L, name, "must be a number of seconds");
   s = lua_tonumber(L, idx);
   if (!(s >= 0)) field_error(L, name, "must be a non-negative number of seconds");
-  ms = s * 1000;
-  if (ms >= 2147483647.0) return 2147483647L;  /* about 24 days; fits any long */
-  whole = (long)ms;
-  return (lua_Number)whole < ms ? whole + 1 : whole;
+  return ds_clock_ms((double)s);
 }
 
 static size_t check_max_body(lua_State *L) {

@@ -20,6 +20,7 @@
 #include <lua.h>
 #include <lauxlib.h>
 
+#include "clock.h"
 #include "compat.h"
 #include "request.h"
 #include "scrub.h"
@@ -377,16 +378,10 @@ static int t_perform(lua_State *L) {
   return finish(L, t);
 }
 
-/* Seconds (float) to whole milliseconds, rounded up so that a small positive
- * wait never becomes a busy 0 ms poll. */
+/* Seconds (float) to whole milliseconds (ds_clock_ms: rounded up, capped). */
 static int to_ms(lua_State *L, int arg, lua_Number s) {
-  lua_Number ms;
-  int whole;
   luaL_argcheck(L, s >= 0, arg, "non-negative number of seconds expected");
-  ms = s * 1000;
-  if (ms >= (lua_Number)INT_MAX) return INT_MAX;
-  whole = (int)ms;
-  return (lua_Number)whole < ms ? whole + 1 : whole;
+  return ds_clock_ms((double)s);
 }
 
 /* T:wait(seconds): blocks until a watched socket is ready, libcurl's timer is due, or the time is

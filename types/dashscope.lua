@@ -127,16 +127,16 @@
 ---@field api_key? string the DashScope API key (default: env DASHSCOPE_API_KEY, then the file named by env DASHSCOPE_API_KEY_FILE_PATH, then ~/.dashscope/api_key)
 ---@field base_url? string service root (default: env DASHSCOPE_HTTP_BASE_URL, else https://dashscope.aliyuncs.com/api/v1); a trailing / is tolerated
 ---@field workspace? string sent as X-DashScope-WorkSpace
----@field timeout? number seconds, per HTTP request, at least 0.001 (default 60)
----@field connect_timeout? number seconds, per connection, at least 0.001 (default 10)
----@field poll_interval? number seconds before the first status query, at least 0.001 (default 1)
----@field max_poll_interval? number longest delay between two status queries, at least 0.001 (default 10)
----@field wait_timeout? number default deadline of task:wait, seconds, at least 0 (default 3 h)
----@field max_retries? integer retries of a retryable failure, 0 to 100 (default 3)
----@field call_timeout? number seconds one call may take in all, through quota waits and retries (default 300); task:wait has its own wait_timeout
----@field retry_base_delay? number back-off base, seconds, at least 0 (default 0.5)
----@field retry_max_delay? number back-off cap, and the longest a Retry-After is honoured, seconds, at least 0 (default 5)
----@field max_body? integer largest JSON answer accepted, bytes, at least 1024 (default 4 MiB)
+---@field timeout? number seconds, per HTTP request, never past what is left of call_timeout, 0.001 to 86400 (default 60)
+---@field connect_timeout? number seconds, per connection, 0.001 to 86400 (default 10)
+---@field poll_interval? number seconds before the first status query, 0.001 to 86400 (default 1)
+---@field max_poll_interval? number longest a tracked task goes without a question (a status query, or a task-list page that places it), 0.001 to 86400 (default 10)
+---@field wait_timeout? number default deadline of task:wait, seconds, 0 to 604800 (default 3 h)
+---@field max_retries? integer retries of a retryable failure, 0 to 100 (default 3); a submit or detect answered 429 is retried until created or call_timeout
+---@field call_timeout? number seconds one call may take in all, through quota waits, retries and the request in flight, 0.001 to 86400 (default 300); task:wait has its own wait_timeout
+---@field retry_base_delay? number back-off base, seconds, 0 to 3600 (default 0.5)
+---@field retry_max_delay? number back-off cap, and the longest a Retry-After is honoured, seconds, 0 to 86400 (default 5)
+---@field max_body? integer largest JSON answer accepted, bytes, 1024 to 2147483648 (default 4 MiB)
 ---@field max_connections? integer TCP connections the client may open at once, 1 to 256 (default 6); more requests queue
 ---@field rate_limits? boolean|dashscope.RateLimits the quotas the client keeps: false turns them off, true or nil keeps the service's
 ---@field user_agent? string appended to the User-Agent

@@ -115,6 +115,12 @@ local URL_SCHEMES = { "^https?://[^/%s]", "^oss://[^%s]" }
 -- Each type: a function(value, rule) returning the normalised value, or nil and what it must be.
 local types = {}
 
+--- True when `text` may go into an HTTP header line: no CR, LF or NUL (the one rule; the C
+--- transport checks every header again before libcurl sees it).
+function check.header_safe(text)
+  return not text:find("[%z\r\n]")
+end
+
 function types.string(v, rule)
   if type(v) ~= "string" then
     return nil, "must be a string"
@@ -122,7 +128,7 @@ function types.string(v, rule)
   if v == "" and not rule.allow_empty then
     return nil, "must not be empty"
   end
-  if rule.header and v:find("[%z\r\n]") then
+  if rule.header and not check.header_safe(v) then
     return nil, "must not contain CR, LF or NUL (it goes into an HTTP header)"
   end
   return v

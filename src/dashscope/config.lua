@@ -42,13 +42,13 @@ config.OPTIONS = {
   { name = "base_url", type = "string",
     doc = "service root, an http:// or https:// URL without credentials, query or fragment (default: env DASHSCOPE_HTTP_BASE_URL, else " .. config.DEFAULT_BASE_URL .. ")" },
   { name = "workspace", type = "string", header = true, doc = "sent as X-DashScope-WorkSpace" },
-  { name = "timeout", type = "number", min = 0.001, max = DAY, doc = "seconds, per HTTP request (default 60)" },
+  { name = "timeout", type = "number", min = 0.001, max = DAY, doc = "seconds, per HTTP request, never past what is left of call_timeout (default 60)" },
   { name = "connect_timeout", type = "number", min = 0.001, max = DAY, doc = "seconds, per connection (default 10)" },
   { name = "poll_interval", type = "number", min = 0.001, max = DAY, doc = "seconds before the first status query (default 1)" },
-  { name = "max_poll_interval", type = "number", min = 0.001, max = DAY, doc = "longest delay between two status queries (default 10)" },
+  { name = "max_poll_interval", type = "number", min = 0.001, max = DAY, doc = "longest a tracked task goes without a question (a status query, or a task-list page that places it), whatever the schedule planned (default 10)" },
   { name = "wait_timeout", type = "number", min = 0, max = 7 * DAY, doc = "default deadline of task:wait, seconds (default 3 h)" },
-  { name = "max_retries", type = "integer", min = 0, max = 100, doc = "retries of a retryable failure (default 3)" },
-  { name = "call_timeout", type = "number", min = 0.001, max = DAY, doc = "seconds one call may take in all, through quota waits and retries (default 300); task:wait has its own wait_timeout" },
+  { name = "max_retries", type = "integer", min = 0, max = 100, doc = "retries of a retryable failure (default 3); a submit or detect answered 429 created nothing and is retried until created or call_timeout" },
+  { name = "call_timeout", type = "number", min = 0.001, max = DAY, doc = "seconds one call may take in all, through quota waits, retries and the request in flight (default 300); task:wait has its own wait_timeout" },
   { name = "retry_base_delay", type = "number", min = 0, max = 3600, doc = "back-off base, seconds (default 0.5)" },
   { name = "retry_max_delay", type = "number", min = 0, max = DAY, doc = "back-off cap, and the longest a Retry-After is honoured, seconds (default 5)" },
   { name = "max_body", type = "integer", min = 1024, max = 2147483648, doc = "largest JSON answer accepted, bytes (default 4 MiB)" },
@@ -157,7 +157,7 @@ function config.settings(opts, level, getenv)
   if not s.api_key then
     check.fail("dashscope.new", config.NO_KEY, level)
   end
-  if s.api_key:find("[%z\r\n]") then
+  if not check.header_safe(s.api_key) then
     check.fail("dashscope.new", "the API key must not contain CR, LF or NUL", level)
   end
 
