@@ -438,19 +438,21 @@ class State:
             return True
 
     # --- faults ---
-    def take_fault(self, kind):
-        """A copy of the fault that applies to a request of `kind`, or None (and counts it applied).
-        One-shot faults come first, so a test can force one answer amid a probabilistic background."""
+    def take_fault(self, kind, path=""):
+        """A copy of the fault that applies to a request of `kind` to `path`, or None (and counts it
+        applied). One-shot faults come first, so a test can force one answer amid a probabilistic
+        background."""
         with self.lock:
-            fault = self.take_one_shot(kind) or self.draw_fault(kind)
+            fault = self.take_one_shot(kind, path) or self.draw_fault(kind)
             if fault:
                 self.stats["faults_applied"][fault["kind"]] += 1
             return fault
 
-    def take_one_shot(self, kind):
-        """The first pending count fault that matches, consumed by one."""
+    def take_one_shot(self, kind, path=""):
+        """The first pending count fault that matches (its `path`, if it has one, within the request's
+        path), consumed by one."""
         for fault in self.faults:
-            if "count" in fault and fault["match"] in ("any", kind):
+            if "count" in fault and fault["match"] in ("any", kind) and fault.get("path", "") in path:
                 fault["count"] -= 1
                 if fault["count"] <= 0:
                     self.faults.remove(fault)
@@ -1170,6 +1172,8 @@ def checked_fault(f):
         f.setdefault("count", 1)
         if not is_int(f["count"]) or f["count"] < 1:
             raise ValueError("count must be an integer >= 1")
+    if "path" in f and ("probability" in f or not isinstance(f["path"], str)):
+        raise ValueError("path must be a string, on a count fault")
     if "status" in f and (not is_int(f["status"]) or not 100 <= f["status"] <= 599):
         raise ValueError("status must be an HTTP status code")
     if f["kind"] in ("slow", "hang"):
@@ -1351,7 +1355,7 @@ class Handler(BaseHTTPRequestHandler):
             entry = self.record(req, kind, host)
             generation = STATE.generation
             reply = None
-            fault = STATE.take_fault(kind)
+            fault = STATE.take_fault(kind, self.path)
             if fault and fault["kind"] == "slow":
                 time.sleep(fault["delay"])
                 req.now = time.time()
