@@ -91,18 +91,22 @@ local function job_args(...)
   return args
 end
 
-describe("bin/dashscope under a signal", function()
-  before_each(function()
-    helper.reset { durations = { pending = 0, pre_processing = 0.01, running = 0.05, post_processing = 0.01 } }
-    local status, out = shell("mktemp -d \"${TMPDIR:-/tmp}/dashscope-cli-safety.XXXXXX\"")
-    assert.are.equal(0, status)
-    tmp = out:match("^%s*(.-)%s*$")
-  end)
+-- Each test: a fast server and a directory of its own (tmp), removed afterwards.
+local function fresh_run()
+  helper.reset { durations = { pending = 0, pre_processing = 0.01, running = 0.05, post_processing = 0.01 } }
+  local status, out = shell("mktemp -d \"${TMPDIR:-/tmp}/dashscope-cli-safety.XXXXXX\"")
+  assert.are.equal(0, status)
+  tmp = out:match("^%s*(.-)%s*$")
+end
 
-  after_each(function()
-    if tmp and tmp:find("dashscope%-cli%-safety%.") then shell("rm -rf " .. quote(tmp)) end
-    tmp = nil
-  end)
+local function drop_tmp()
+  if tmp and tmp:find("dashscope%-cli%-safety%.") then shell("rm -rf " .. quote(tmp)) end
+  tmp = nil
+end
+
+describe("bin/dashscope under a signal", function()
+  before_each(fresh_run)
+  after_each(drop_tmp)
 
   for _, name in ipairs { "TERM", "HUP", "INT" } do
     it("SIG" .. name .. " mid-download removes the partial file, names the task and exits " .. 128 + SIGNALS[name], function()
@@ -205,17 +209,8 @@ describe("bin/dashscope's stdout", function()
     return status, read(out) or "", read(err) or ""
   end
 
-  before_each(function()
-    helper.reset { durations = { pending = 0, pre_processing = 0.01, running = 0.05, post_processing = 0.01 } }
-    local status, out = shell("mktemp -d \"${TMPDIR:-/tmp}/dashscope-cli-safety.XXXXXX\"")
-    assert.are.equal(0, status)
-    tmp = out:match("^%s*(.-)%s*$")
-  end)
-
-  after_each(function()
-    if tmp and tmp:find("dashscope%-cli%-safety%.") then shell("rm -rf " .. quote(tmp)) end
-    tmp = nil
-  end)
+  before_each(fresh_run)
+  after_each(drop_tmp)
 
   it("holds nothing after a usage error, --json or not", function()
     for _, args in ipairs {
