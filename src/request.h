@@ -19,10 +19,12 @@
 
 enum { DS_REQ_NEW, DS_REQ_PENDING, DS_REQ_DONE, DS_REQ_CLOSED };
 
-/* Why a transfer ended: DS_KIND_OK when the HTTP exchange completed. */
+/* How a transfer ended (the failure table's "outcome"): DS_OUTCOME_OK when the HTTP exchange
+ * completed. */
 enum {
-  DS_KIND_OK, DS_KIND_TIMEOUT, DS_KIND_RESOLVE, DS_KIND_CONNECT, DS_KIND_SEND,
-  DS_KIND_RECV, DS_KIND_TOO_LARGE, DS_KIND_ABORTED, DS_KIND_OTHER, DS_KIND_WRITE, DS_KIND_READ
+  DS_OUTCOME_OK, DS_OUTCOME_TIMEOUT, DS_OUTCOME_RESOLVE, DS_OUTCOME_CONNECT, DS_OUTCOME_SEND,
+  DS_OUTCOME_RECV, DS_OUTCOME_TOO_LARGE, DS_OUTCOME_ABORTED, DS_OUTCOME_OTHER, DS_OUTCOME_WRITE,
+  DS_OUTCOME_READ
 };
 
 /* What a write callback had to refuse (it cannot raise, so it records). */
@@ -59,13 +61,13 @@ struct ds_request {
   curl_off_t dl_now, dl_total, ul_now, ul_total;
 
   /* outcome, set once done */
-  int kind;                       /* DS_KIND_* */
+  int outcome;                    /* DS_OUTCOME_* */
   int sent;                       /* could the request have reached the server */
   CURLcode code;
   long status;
   long connects;                  /* CURLINFO_NUM_CONNECTS */
   double total_time;
-  const char *reason;             /* static text for kind "aborted" */
+  const char *reason;             /* static text for outcome "aborted" */
 
   char where[96];                 /* "GET http://host/path" for __tostring */
   char errbuf[CURL_ERROR_SIZE];

@@ -20,6 +20,7 @@
 #include <lua.h>
 #include <lauxlib.h>
 
+#include "class.h"
 #include "clock.h"
 #include "compat.h"
 #include "request.h"

@@ -64,7 +64,7 @@ void ds_transport_open(lua_State *L);
 void ds_transport_add(lua_State *L, ds_transport *t, int tidx, ds_request *r);
 
 /* If r (its userdata at index ridx) is in flight, takes it out: done with
- * kind "aborted" and message reason. Otherwise does nothing. */
+ * outcome "aborted" and message reason. Otherwise does nothing. */
 void ds_transport_cancel(lua_State *L, ds_request *r, int ridx, const char *reason);
 
 /* An easy handle for a new request on open transport t, in curl_easy_reset state: a pooled one,
