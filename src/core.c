@@ -17,6 +17,7 @@
 #include "core.h"
 #include "fs.h"
 #include "request.h"
+#include "scrub.h"
 #include "signals.h"
 #include "transport.h"
 #include "url.h"
@@ -46,7 +47,8 @@ DS_API int luaopen_dashscope_core(lua_State *L) {
   }
   lua_createtable(L, 0, 24);
   ds_request_open(L);
-  ds_transport_open(L);
+  ds_transport_open(L, ds_request_new);  /* T:request makes requests with request.c's constructor */
+  ds_scrub_open(L);    /* scrub: hides the keys transports hold */
   ds_fs_open(L);       /* file_check, create_new, place, ...: see fs.h */
   ds_url_open(L);      /* parse_url, getdate */
   ds_signals_open(L);  /* trap_signals, caught_signal: for the CLI only */

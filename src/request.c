@@ -1,17 +1,19 @@
 /*
  * request.c -- the "dashscope.Request" userdata (see request.h).
  *
- * Owns validating a request spec, the easy handle (from its transport's pool,
- * see transport.h) and its options, the libcurl write/header callbacks (pure
- * C: they record, never raise), turning a finished transfer into a response
- * table or an error table, and closing. Does not touch the multi handle or
- * the pool: going in and out of flight, and handing out and taking back
- * handles, is transport.c's job. Never puts header values (API keys) in any
- * message.
+ * Owns reading and checking a request spec (read_spec), then applying it: the
+ * easy handle (from its transport's pool, see transport.h) and its options; the
+ * libcurl write/header callbacks (pure C: they record, never raise); turning a
+ * finished transfer into a response table or an error table (its "outcome");
+ * and closing. Does not touch the multi handle or the pool: going in and out of
+ * flight (through the request's ds_flight), and handing out and taking back
+ * handles, is transport.c's job, which calls back only through flight.settle.
+ * Never puts header values (API keys) in any message.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -226,7 +228,7 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud) {
   ds_request *r = (ds_request *)ud;
   if (r->out_fd >= 0 && r->sink == DS_SINK_UNDECIDED) {
     long status = 0;
-    curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_getinfo(r->flight.easy, CURLINFO_RESPONSE_CODE, &status);
     r->sink = status >= 200 && status < 300 ? DS_SINK_FILE : DS_SINK_BUFFER;
   }
   if (r->sink == DS_SINK_FILE) return put(r, p, size * n);
@@ -274,6 +276,8 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud) {
 
 /* ---- construction */
 
+static void settle(ds_flight *f, CURLcode code, const char *reason);  /* completion, below */
+
 /* where = "GET scheme://host/path" without userinfo, query or fragment,
  * cut with "..." when long: safe to print, and enough to recognise. */
 static void where_add(ds_request *r, size_t *n, const char *s, const char *e, int *cut) {
@@ -314,7 +318,7 @@ static int setopt_failed(lua_State *L, const char *opt, CURLcode rc) {
 
 #define SETOPT(opt, val)                                        \
   do {                                                          \
-    CURLcode rc_ = curl_easy_setopt(r->easy, opt, val);         \
+    CURLcode rc_ = curl_easy_setopt(r->flight.easy, opt, val);         \
     if (rc_ != CURLE_OK) return setopt_failed(L, #opt, rc_);    \
   } while (0)
 
@@ -322,7 +326,7 @@ static int setopt_failed(lua_State *L, const char *opt, CURLcode rc) {
  * pooled), which keeps none of them, so they are set for every request, here. Returns 0 or raises. */
 static int set_common(lua_State *L, ds_request *r) {
   SETOPT(CURLOPT_ERRORBUFFER, r->errbuf);
-  SETOPT(CURLOPT_PRIVATE, (char *)r);
+  SETOPT(CURLOPT_PRIVATE, (char *)&r->flight);  /* what the transport finds it by */
   SETOPT(CURLOPT_NOSIGNAL, 1L);
   SETOPT(CURLOPT_FOLLOWLOCATION, 0L);  /* a redirect never takes the Authorization elsewhere */
   SETOPT(CURLOPT_SSL_VERIFYPEER, 1L);   /* libcurl's defaults, stated: there is no way to turn */
@@ -418,6 +422,7 @@ static ds_request *push_request(lua_State *L, const ds_spec *s) {
   ds_buffer_init(&r->body, s->max_body, alloc, aud);
   ds_buffer_init(&r->head, DS_MAX_HEADER_BYTES, alloc, aud);
   ds_buffer_init(&r->once_body, s->body_len, alloc, aud);
+  r->flight.settle = settle;
   ds_setmetatable(L, DS_REQUEST_MT);
   lua_pushvalue(L, 1);
   ds_setuservalue(L, -2);  /* the request keeps its transport alive */
@@ -471,7 +476,7 @@ static int set_body(lua_State *L, ds_request *r, const ds_spec *s) {
   if (!s->post) {
     SETOPT(CURLOPT_HTTPGET, 1L);
   } else if (s->form) {
-    CURLcode rc = ds_form_build(L, F_FORM, r->easy, &r->form, &r->in_errno);
+    CURLcode rc = ds_form_build(L, F_FORM, r->flight.easy, &r->form, &r->in_errno);
     if (rc != CURLE_OK) return setopt_failed(L, "CURLOPT_MIMEPOST", rc);
     SETOPT(CURLOPT_MIMEPOST, r->form);
   } else if (s->body != NULL && s->once) {
@@ -496,8 +501,8 @@ static int set_body(lua_State *L, ds_request *r, const ds_spec *s) {
 /* Applies the spec to r's handle (taken from t's pool here: r owns it from then on, r_close gives
  * it back). Returns 0 or raises. */
 static int apply_spec(lua_State *L, ds_request *r, ds_transport *t, const ds_spec *s) {
-  r->easy = ds_transport_handle(t);
-  if (r->easy == NULL) return luaL_error(L, "curl_easy_init failed");
+  r->flight.easy = ds_transport_handle(t);
+  if (r->flight.easy == NULL) return luaL_error(L, "curl_easy_init failed");
   set_common(L, r);
   SETOPT(CURLOPT_URL, s->url);
   if (r->send_headers != NULL) SETOPT(CURLOPT_HTTPHEADER, r->send_headers);
@@ -520,7 +525,8 @@ static int apply_spec(lua_State *L, ds_request *r, ds_transport *t, const ds_spe
 
 /* T:request(spec): reads and checks the whole spec first, then builds the request in safe state,
  * takes its resources, sets its options, and puts it in flight. */
-int ds_request_new(lua_State *L, ds_transport *t) {
+int ds_request_new(lua_State *L) {
+  ds_transport *t = (ds_transport *)luaL_checkudata(L, 1, DS_TRANSPORT_MT);
   ds_spec spec;
   ds_request *r;
   read_spec(L, &spec);
@@ -528,7 +534,8 @@ int ds_request_new(lua_State *L, ds_transport *t) {
   open_output(L, r, &spec);
   build_headers(L, r, t, &spec);
   apply_spec(L, r, t, &spec);
-  ds_transport_add(L, t, 1, r);
+  ds_transport_add(L, t, 1, &r->flight);
+  r->state = DS_REQ_PENDING;
   return 1;
 }
 
@@ -559,13 +566,21 @@ static int outcome_of(ds_request *r, CURLcode code, long request_size) {
   }
 }
 
-void ds_request_settle(ds_request *r, CURLcode code, const char *reason) {
+/* The request a flight is part of. */
+static ds_request *of_flight(ds_flight *f) {
+  return (ds_request *)(void *)((char *)f - offsetof(ds_request, flight));
+}
+
+/* flight.settle: records the outcome of the transfer (reason non-NULL: aborted) and marks it
+ * done. The transport calls it once the handle is out of the multi. */
+static void settle(ds_flight *f, CURLcode code, const char *reason) {
+  ds_request *r = of_flight(f);
   long status = 0, connects = 0, request_size = 0;
   double total = 0;
-  curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
-  curl_easy_getinfo(r->easy, CURLINFO_NUM_CONNECTS, &connects);
-  curl_easy_getinfo(r->easy, CURLINFO_TOTAL_TIME, &total);
-  curl_easy_getinfo(r->easy, CURLINFO_REQUEST_SIZE, &request_size);
+  curl_easy_getinfo(r->flight.easy, CURLINFO_RESPONSE_CODE, &status);
+  curl_easy_getinfo(r->flight.easy, CURLINFO_NUM_CONNECTS, &connects);
+  curl_easy_getinfo(r->flight.easy, CURLINFO_TOTAL_TIME, &total);
+  curl_easy_getinfo(r->flight.easy, CURLINFO_REQUEST_SIZE, &request_size);
   r->code = code;
   r->reason = reason;
   r->status = status;
@@ -740,7 +755,7 @@ static int r_progress(lua_State *L) {
 
 static int r_cancel(lua_State *L) {
   ds_request *r = (ds_request *)luaL_checkudata(L, 1, DS_REQUEST_MT);
-  ds_transport_cancel(L, r, 1, "request cancelled");
+  ds_transport_cancel(L, &r->flight, 1, "request cancelled");
   return 0;
 }
 
@@ -748,9 +763,9 @@ static int r_cancel(lua_State *L) {
 static int r_close(lua_State *L) {
   ds_request *r = (ds_request *)luaL_checkudata(L, 1, DS_REQUEST_MT);
   if (r->state == DS_REQ_CLOSED) return 0;
-  ds_transport_cancel(L, r, 1, "request closed");  /* only if in flight */
-  if (r->easy != NULL) ds_transport_release(L, 1, r->easy);  /* to the pool, or cleaned up */
-  r->easy = NULL;
+  ds_transport_cancel(L, &r->flight, 1, "request closed");  /* only if in flight */
+  if (r->flight.easy != NULL) ds_transport_release(L, 1, r->flight.easy);  /* to the pool, or cleaned up */
+  r->flight.easy = NULL;
   curl_slist_free_all(r->send_headers);
   r->send_headers = NULL;
   curl_mime_free(r->form);  /* after the handle: reset or cleaned up, it no longer points here */

@@ -3,7 +3,9 @@
  * handed to core.scrub.
  *
  * Owns the registry's weak set of transports that hold a key, and core.scrub. Does not own the
- * keys (transport.c does: it wipes them on close, after which they are simply no longer found).
+ * keys (transport.c does: it wipes them on close, after which they are simply no longer found),
+ * and knows nothing of a transport but the slot where its key is: scrub.c needs nothing of
+ * transport.c.
  */
 #ifndef DS_SCRUB_H
 #define DS_SCRUB_H
@@ -15,8 +17,9 @@
 #define DS_SCRUB_DEPTH 200
 
 /* Adds the transport whose userdata is at tidx to the set whose keys core.scrub hides (its
- * set_credential calls this once it holds a key). */
-void ds_scrub_remember(lua_State *L, int tidx);
+ * set_credential calls this once it holds a key). *secret is where it keeps the key (NULL once
+ * wiped): inside that userdata, so valid while the set holds the userdata. Only read here. */
+void ds_scrub_remember(lua_State *L, int tidx, char **secret);
 
 /* Sets scrub in the table on top: core.scrub(value). */
 void ds_scrub_open(lua_State *L);
