@@ -45,6 +45,12 @@ local function build_under_test()
   error("no dashscope/core.so on package.cpath")
 end
 
+-- The functions a shared object exports, one a line (defined, global, in the text section: what
+-- another object could call), after whether nm ran.
+local function exported(so)
+  return run("nm -D --defined-only " .. so .. " | awk '$2 == \"T\" { print $3 }'")
+end
+
 -- The builds to load the C core from in a fresh process: the one under test, with its interpreter,
 -- and LuaJIT's (build/luajit) if it exists and is not that one.
 local function builds()
@@ -83,8 +89,7 @@ describe("the C core, dashscope.core", function()
 
   it("exports one symbol, luaopen_dashscope_core", function()
     for _, b in ipairs(builds()) do
-      -- Defined, global, in the text section: the functions another object could call.
-      local ok, out = run("nm -D --defined-only " .. b.dir .. "/dashscope/core.so | awk '$2 == \"T\" { print $3 }'")
+      local ok, out = exported(b.dir .. "/dashscope/core.so")
       assert.is_true(ok, out)
       assert.are.equal("luaopen_dashscope_core\n", out)
     end
@@ -132,6 +137,10 @@ describe("the build", function()
       .. "if io.open(f) then print(d.VERSION, f) break end end'")
     assert.is_true(ok, out)
     assert.truthy(out:find(helper.dashscope.VERSION .. "\t" .. tree, 1, true), out)
+    -- luarocks compiles without -fvisibility=hidden: the headers hide what is internal themselves
+    ok, out = exported(tree .. "/lib/lua/" .. ABI .. "/dashscope/core.so")
+    assert.is_true(ok, out)
+    assert.are.equal("luaopen_dashscope_core\n", out)
     ok, out = run(tree .. "/bin/dashscope --help")
     assert.is_true(ok, out)
     assert.truthy(out:find("liveportrait", 1, true), out)

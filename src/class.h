@@ -10,8 +10,12 @@
 #include <lua.h>
 #include <lauxlib.h>
 
+#pragma GCC visibility push(hidden)  /* internal to the module: core.h says why */
+
 /* Registers a userdata type: the metatable `name` with the `meta` entries (__gc, __close,
  * __tostring) and an __index table of `methods`. Leaves the stack as it found it. */
 void ds_class(lua_State *L, const char *name, const luaL_Reg *meta, const luaL_Reg *methods);
+
+#pragma GCC visibility pop
 
 #endif

@@ -26,7 +26,10 @@
 typedef struct ds_transport ds_transport;
 typedef struct ds_request ds_request;
 
-/* The one exported symbol (core.c): require "dashscope.core". */
+/* The one exported symbol (core.c): require "dashscope.core". Every other header declares its
+ * functions between "#pragma GCC visibility push(hidden)" and "pop": the Makefile's
+ * -fvisibility=hidden does the same for every file, but luarocks' builtin build passes no such flag,
+ * and a module must not export names that can clash with another's. */
 DS_API int luaopen_dashscope_core(lua_State *L);
 
 #endif

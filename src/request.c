@@ -316,10 +316,10 @@ static int setopt_failed(lua_State *L, const char *opt, CURLcode rc) {
   return luaL_error(L, "curl_easy_setopt(%s): %s", opt, curl_easy_strerror(rc));
 }
 
-#define SETOPT(opt, val)                                        \
-  do {                                                          \
-    CURLcode rc_ = curl_easy_setopt(r->flight.easy, opt, val);         \
-    if (rc_ != CURLE_OK) return setopt_failed(L, #opt, rc_);    \
+#define SETOPT(opt, val)                                          \
+  do {                                                            \
+    CURLcode rc_ = curl_easy_setopt(r->flight.easy, opt, val);    \
+    if (rc_ != CURLE_OK) return setopt_failed(L, #opt, rc_);      \
   } while (0)
 
 /* The options every request sets the same way. A handle comes in curl_easy_reset state (new or

@@ -20,6 +20,8 @@
 #include "core.h"
 #include "transport.h"
 
+#pragma GCC visibility push(hidden)  /* internal to the module: core.h says why */
+
 enum { DS_REQ_NEW, DS_REQ_PENDING, DS_REQ_DONE, DS_REQ_CLOSED };
 
 /* How a transfer ended (the failure table's "outcome"): DS_OUTCOME_OK when the HTTP exchange
@@ -81,5 +83,7 @@ void ds_request_open(lua_State *L);
  * transport, checked open, at 1: validates spec (arg 2), pushes the request
  * userdata and puts it in flight. Returns 1. */
 int ds_request_new(lua_State *L);
+
+#pragma GCC visibility pop
 
 #endif

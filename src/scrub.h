@@ -12,6 +12,8 @@
 
 #include <lua.h>
 
+#pragma GCC visibility push(hidden)  /* internal to the module: core.h says why */
+
 /* How deep core.scrub walks tables: deeper raises. Above what json.lua lets a decoded answer be
  * (its decode depth), so an answer never reaches it. */
 #define DS_SCRUB_DEPTH 200
@@ -23,5 +25,7 @@ void ds_scrub_remember(lua_State *L, int tidx, char **secret);
 
 /* Sets scrub in the table on top: core.scrub(value). */
 void ds_scrub_open(lua_State *L);
+
+#pragma GCC visibility pop
 
 #endif

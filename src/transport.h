@@ -37,6 +37,8 @@
 #include "core.h"
 #include "watch.h"
 
+#pragma GCC visibility push(hidden)  /* internal to the module: core.h says why */
+
 /* Idle easy handles a transport keeps for its next requests, at most. */
 #define DS_IDLE_HANDLES 16
 
@@ -93,5 +95,7 @@ CURL *ds_transport_handle(ds_transport *t);
  * (reset) into the pool of the request's transport if that is open and has room, else is cleaned
  * up. Either way the caller no longer owns it. */
 void ds_transport_release(lua_State *L, int ridx, CURL *easy);
+
+#pragma GCC visibility pop
 
 #endif
