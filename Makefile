@@ -67,6 +67,9 @@ C_HDR    = $(wildcard src/*.h)
 OBJ      = $(patsubst src/%.c,$(BUILD)/obj/%.o,$(C_SRC))
 LUA_SRC  = $(wildcard src/dashscope/*.lua)
 LUA_OUT  = $(patsubst src/%,$(BUILD)/%,$(LUA_SRC))
+# The command-line tool's modules (dashscope.cli.*), under bin/dashscope's launcher.
+CLI_SRC  = $(wildcard src/dashscope/cli/*.lua)
+CLI_OUT  = $(patsubst src/%,$(BUILD)/%,$(CLI_SRC))
 
 # System packages the demo and the suite need (Debian names). Only the missing ones are installed.
 BUILD_PKGS = gcc libc6-dev make pkg-config libcurl4-openssl-dev
@@ -93,7 +96,7 @@ docs: all
 
 # require "dashscope" finds dashscope.lua, the Lua entry; it requires the Lua layer, which
 # requires the C core, dashscope.core (dashscope/core.so), as LuaSocket's socket.lua does socket.core.
-all: $(BUILD)/dashscope.lua $(BUILD)/dashscope/core.so $(LUA_OUT)
+all: $(BUILD)/dashscope.lua $(BUILD)/dashscope/core.so $(LUA_OUT) $(CLI_OUT)
 
 $(BUILD)/dashscope/core.so: $(OBJ)
 	@mkdir -p $(dir $@)
@@ -119,6 +122,8 @@ install: all
 	install -m 0755 $(BUILD)/dashscope/core.so $(DESTDIR)$(LUA_CMOD)/dashscope/core.so
 	install -m 0644 $(BUILD)/dashscope.lua $(DESTDIR)$(LUA_LMOD)/dashscope.lua
 	install -m 0644 $(LUA_OUT) $(DESTDIR)$(LUA_LMOD)/dashscope/
+	install -d $(DESTDIR)$(LUA_LMOD)/dashscope/cli
+	install -m 0644 $(CLI_OUT) $(DESTDIR)$(LUA_LMOD)/dashscope/cli/
 	sed '1s|.*|#!/usr/bin/env $(LUA)|' bin/dashscope > $(DESTDIR)$(BINDIR)/dashscope
 	chmod 0755 $(DESTDIR)$(BINDIR)/dashscope
 	install -m 0644 types/dashscope.lua types/README.md $(DESTDIR)$(TYPESDIR)/

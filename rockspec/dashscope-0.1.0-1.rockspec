@@ -45,6 +45,8 @@ build = {
     ["dashscope.download"] = "src/dashscope/download.lua",
     ["dashscope.errors"] = "src/dashscope/errors.lua",
     ["dashscope.files"] = "src/dashscope/files.lua",
+    ["dashscope.localfile"] = "src/dashscope/localfile.lua",
+    ["dashscope.misuse"] = "src/dashscope/misuse.lua",
     ["dashscope.http"] = "src/dashscope/http.lua",
     ["dashscope.json"] = "src/dashscope/json.lua",
     ["dashscope.limiter"] = "src/dashscope/limiter.lua",
@@ -56,6 +58,17 @@ build = {
     ["dashscope.status"] = "src/dashscope/status.lua",
     ["dashscope.url"] = "src/dashscope/url.lua",
     ["dashscope.uv"] = "src/dashscope/uv.lua",
+    -- the command-line tool's modules, under bin/dashscope
+    ["dashscope.cli.args"] = "src/dashscope/cli/args.lua",
+    ["dashscope.cli.commands"] = "src/dashscope/cli/commands.lua",
+    ["dashscope.cli.help"] = "src/dashscope/cli/help.lua",
+    ["dashscope.cli.job"] = "src/dashscope/cli/job.lua",
+    ["dashscope.cli.jobs"] = "src/dashscope/cli/jobs.lua",
+    ["dashscope.cli.library"] = "src/dashscope/cli/library.lua",
+    ["dashscope.cli.main"] = "src/dashscope/cli/main.lua",
+    ["dashscope.cli.report"] = "src/dashscope/cli/report.lua",
+    ["dashscope.cli.tasks"] = "src/dashscope/cli/tasks.lua",
+    ["dashscope.cli.text"] = "src/dashscope/cli/text.lua",
   },
   install = {
     bin = { dashscope = "bin/dashscope" }, -- luarocks wraps it to run with the rock's interpreter

@@ -56,7 +56,7 @@ local function generate()
   table.sort(names)
   for _, name in ipairs(names) do
     local m = models[name]
-    local what = m.kind == "detect" and ("detector `%s` (synchronous: answers at once)"):format(m.model)
+    local what = m.synchronous and ("detector `%s` (synchronous: answers at once)"):format(m.model)
       or ("model `%s`, video at `%s`"):format(m.model, m.result or "output.video_url")
     parts[#parts + 1] = ("### `client:%s{...}`: %s\n\n%s%s"):format(name, what,
       m.doc and (m.doc:sub(1, 1):upper() .. m.doc:sub(2) .. ".\n\n") or "", table_of(m.fields, true))

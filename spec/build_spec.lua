@@ -114,7 +114,7 @@ describe("the build", function()
     local f = assert(io.open(ROCKSPEC), "missing " .. ROCKSPEC)
     local text = f:read("*a")
     f:close()
-    for _, file in ipairs(listing("src/*.c src/dashscope.lua src/dashscope/*.lua")) do
+    for _, file in ipairs(listing("src/*.c src/dashscope.lua src/dashscope/*.lua src/dashscope/cli/*.lua")) do
       assert.truthy(text:find('"' .. file .. '"', 1, true), file .. " is not in " .. ROCKSPEC)
     end
   end)

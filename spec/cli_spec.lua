@@ -112,7 +112,7 @@ describe("bin/dashscope", function()
     end)
 
     for method, contract in pairs(models) do
-      local command = contract.kind == "detect" and { "detect", (method:gsub("_detect$", "")) } or { method }
+      local command = contract.synchronous and { "detect", (method:gsub("_detect$", "")) } or { method }
       it("of " .. table.concat(command, " ") .. " lists every field of the contract, with its doc", function()
         local args = { command[1], command[2] }
         args[#args + 1] = "--help"

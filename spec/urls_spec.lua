@@ -63,12 +63,12 @@ describe("the base URL", function()
     for _, base in ipairs { "http://127.0.0.1:9@192.0.2.2:47999/api/v1", "http://[::1]@192.0.2.2/",
                             "http://localhost:x@192.0.2.2/" } do
       local msg = helper.raises(function()
-        config.settings({}, 1, env { DASHSCOPE_API_KEY = "k", DASHSCOPE_HTTP_BASE_URL = base })
+        config.settings({}, env { DASHSCOPE_API_KEY = "k", DASHSCOPE_HTTP_BASE_URL = base })
       end)
       assert.truthy(msg:find("env DASHSCOPE_HTTP_BASE_URL must not carry credentials", 1, true), msg)
     end
     local msg = helper.raises(function()
-      config.settings({}, 1, env { DASHSCOPE_API_KEY = "k", DASHSCOPE_HTTP_BASE_URL = "http://192.0.2.2/api/v1" })
+      config.settings({}, env { DASHSCOPE_API_KEY = "k", DASHSCOPE_HTTP_BASE_URL = "http://192.0.2.2/api/v1" })
     end)
     assert.truthy(msg:find("env DASHSCOPE_HTTP_BASE_URL is plain http:// to 192.0.2.2", 1, true), msg)
   end)
@@ -81,7 +81,7 @@ describe("the base URL", function()
       assert.is_nil(msg:find("[\r\n%z]"), msg)
     end
     local msg = helper.raises(function()
-      config.settings({}, 1, env { DASHSCOPE_API_KEY = "k", DASHSCOPE_HTTP_BASE_URL = "https://h/v1\n" })
+      config.settings({}, env { DASHSCOPE_API_KEY = "k", DASHSCOPE_HTTP_BASE_URL = "https://h/v1\n" })
     end)
     assert.truthy(msg:find("env DASHSCOPE_HTTP_BASE_URL must not contain CR, LF", 1, true), msg)
   end)

@@ -125,6 +125,7 @@
 ---Options of `dashscope.new`, all optional.
 ---@class dashscope.ClientOptions
 ---@field api_key? string the DashScope API key (default: env DASHSCOPE_API_KEY, then the file named by env DASHSCOPE_API_KEY_FILE_PATH, then ~/.dashscope/api_key)
+---@field api_key_file? string read the API key from this file instead (a readable regular file; surrounding whitespace is trimmed); not with api_key
 ---@field base_url? string service root (default: env DASHSCOPE_HTTP_BASE_URL, else https://dashscope.aliyuncs.com/api/v1); a trailing / is tolerated
 ---@field workspace? string sent as X-DashScope-WorkSpace
 ---@field timeout? number seconds, per HTTP request, never past what is left of call_timeout, 0.001 to 86400 (default 60)
@@ -150,6 +151,8 @@
 ---@field timeout? number seconds, at least 0 (default: the client's wait_timeout)
 ---@field on_status? fun(task: dashscope.Task, status: dashscope.TaskStatus) called on each change of status
 ---@field sleep? fun(seconds: number) used instead of blocking, e.g. ngx.sleep
+---@field on_tick? fun(task: dashscope.Task, progress: dashscope.Progress) called every `tick` seconds while the task has not ended (a live display needs no polling)
+---@field tick? number seconds between on_tick calls, 0.01 to 3600 (default 1)
 
 ---Options of `client:wait_all`, `client:wait_any` and `client:each_done`.
 ---@class dashscope.WaitManyOptions
@@ -341,7 +344,7 @@
 ---One model's contract.
 ---@class dashscope.ModelContract
 ---@field model string the service model name
----@field kind? "detect" a synchronous detector (answers a table, submits nothing)
+---@field synchronous? true a synchronous detector (answers a table, submits nothing)
 ---@field fixed? { parameters: table } sent as it is, not fields the caller gives
 ---@field detect? dashscope.DetectStep the detector run first when every field it fills is absent
 ---@field result? string where a SUCCEEDED answer carries the video URL (default "output.video_url")
@@ -364,7 +367,37 @@
 ---@class dashscope
 ---@field VERSION string "MAJOR.MINOR.PATCH"
 ---@field models dashscope.Models the model contracts (read-only data)
+---@field options dashscope.FieldRule[] the contract of dashscope.new's options (read-only data)
+---@field defaults table<string, any> the defaults of the client options (read-only data)
+---@field task_filter dashscope.FieldRule[] the contract of client:tasks' filter (read-only data)
 local dashscope = {}
+
+---What every misuse raises (a wrong argument, a closed client): its data, and its text.
+---`tostring(m)` is the message at the caller's line ("file:line: what: ..."); string methods and
+---`..` work on it as on that string.
+---@class dashscope.Misuse
+---@field what string the function called, as written ("liveportrait", "dashscope.new", "task:wait")
+---@field field? string the field or option at fault
+---@field rule "required"|"unknown"|"invalid"|"closed"|"usage" what kind of misuse
+---@field message string "what: ..." without the position
+---@field where string the caller's "file:line: " (or "")
+
+---True when `value` is a misuse the library raised (see dashscope.Misuse).
+---@param value any
+---@return boolean
+function dashscope.is_misuse(value) end
+
+---The candidate nearest to `word` (case-insensitive) when near enough to be a typo, or nil: the
+---"did you mean" of the checker's messages.
+---@param word string
+---@param candidates string[]
+---@return string?
+function dashscope.nearest(word, candidates) end
+
+---A field rule's range in words, as the checker says it (" from 15 to 30"), or "".
+---@param rule dashscope.FieldRule
+---@return string
+function dashscope.range_text(rule) end
 
 ---Makes a client. Raises on a bad option, or when no API key is found (`api_key`, env
 ---DASHSCOPE_API_KEY, the file named by DASHSCOPE_API_KEY_FILE_PATH, ~/.dashscope/api_key).

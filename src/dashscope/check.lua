@@ -6,7 +6,8 @@
 -- A rule: { name = "video_fps", type = "integer", min = 15, max = 30, where = "parameters",
 --           required = true, values = {...} (enum), default = ... (documentation only),
 --           secret = true (never echo the value), allow_empty = true (url/string may be "") }
-local files = require("dashscope.files")
+local localfile = require("dashscope.localfile")
+local misuse = require("dashscope.misuse")
 
 local check = {}
 
@@ -140,7 +141,7 @@ end
 -- a files.LocalFile checked when it was made, which the client uploads (files.lua).
 local URL_RULE = "must be an http://, https:// or oss:// URL; pass a local file as dashscope.file(path)"
 function types.url(v, rule)
-  if files.is_local(v) then
+  if localfile.is(v) then
     return v
   end
   if type(v) ~= "string" then
@@ -278,16 +279,18 @@ function types.rate_limits(v)
 end
 
 --- The one closed-client guard: raises unless `client` is open. `what` is the method as the user
---- wrote it ("client:step", "task:poll"); `level` as for error(), relative to the caller.
-function check.open(client, what, level)
+--- wrote it ("client:step", "task:poll").
+function check.open(client, what)
   if client._closed then
-    error("dashscope: " .. what .. " on a closed client (client:close() was called)", (level or 1) + 1)
+    misuse.closed(what)
   end
 end
 
---- Raises the standard misuse error. `level` points at the caller's caller's code.
-function check.fail(what, text, level)
-  error(what .. ": " .. text, (level or 1) + 1)
+--- Raises the standard misuse (misuse.lua): "what: text", about `field` when one is at fault. The
+--- position is found by misuse.lua (the user's line), so no level is passed.
+function check.fail(what, text, field, rule)
+  if type(field) == "number" then field = nil end -- an old-style level: ignored
+  misuse.raise(what, text, field, rule)
 end
 
 local function names_of(contract)
@@ -300,11 +303,10 @@ end
 
 --- Checks `given` (a flat table) against `contract`. Returns a table of places: values whose rule
 --- has `where` go into out[where][name]; the others into out[name]. `what` prefixes messages
---- ("dashscope.new", "videoretalk"); `level` is passed to error() relative to the caller.
-function check.fields(contract, given, what, level)
-  level = (level or 1) + 1
+--- ("dashscope.new", "videoretalk").
+function check.fields(contract, given, what)
   if type(given) ~= "table" then
-    check.fail(what, "expects a table of fields, got " .. show(given), level)
+    check.fail(what, "expects a table of fields, got " .. show(given))
   end
   local by_name = {}
   for _, rule in ipairs(contract) do
@@ -319,7 +321,7 @@ function check.fields(contract, given, what, level)
       else
         text = text .. "; known fields: " .. table.concat(names_of(contract), ", ")
       end
-      check.fail(what, text, level)
+      check.fail(what, text, type(key) == "string" and key or nil, "unknown")
     end
   end
   local out = {}
@@ -327,12 +329,12 @@ function check.fields(contract, given, what, level)
     local value = given[rule.name]
     if value == nil then
       if rule.required then
-        check.fail(what, "field '" .. rule.name .. "' is required", level)
+        check.fail(what, "field '" .. rule.name .. "' is required", rule.name, "required")
       end
     else
       local ok, must = types[rule.type](value, rule)
       if ok == nil then
-        check.fail(what, "field '" .. rule.name .. "' " .. must .. " (got " .. show(value, rule) .. ")", level)
+        check.fail(what, "field '" .. rule.name .. "' " .. must .. " (got " .. show(value, rule) .. ")", rule.name)
       end
       if rule.where then
         out[rule.where] = out[rule.where] or {}
@@ -427,10 +429,10 @@ local function jsonable(v, path, seen, depth)
 end
 
 --- Raises unless `value` (named `name`) is JSON-able (see jsonable above).
-function check.jsonable(value, name, what, level)
+function check.jsonable(value, name, what)
   local ok, why = jsonable(value, name, {}, 1)
   if not ok then
-    check.fail(what, why, (level or 1) + 1)
+    check.fail(what, why, name)
   end
 end
 

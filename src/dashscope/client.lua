@@ -14,10 +14,21 @@ local files = require("dashscope.files")
 local task = require("dashscope.task")
 local scheduler = require("dashscope.scheduler")
 local listing = require("dashscope.listing")
+local localfile = require("dashscope.localfile")
+local misuse = require("dashscope.misuse")
 
+-- The public module. Besides the functions below, the contracts as data, for tools (the CLI, an
+-- editor's completion): models, the client options and their defaults, the task-list filter; and
+-- the two helpers the checker words its messages with.
 local dashscope = {
   VERSION = core.VERSION,
   models = models,
+  options = config.OPTIONS,
+  defaults = config.DEFAULTS,
+  task_filter = listing.TASK_FILTER,
+  is_misuse = misuse.is,
+  nearest = check.nearest,
+  range_text = check.range_text,
   _core = core,
 }
 
@@ -39,13 +50,12 @@ end
 --- dashscope.file(path): a local file for a url field (or client:submit's input), checked now: a
 --- readable, non-empty regular file, opened without blocking. Raises otherwise. See files.lua.
 function dashscope.file(path)
-  local file = files.new(path, "dashscope.file", 2)
-  return file -- not a tail call: the error level counts this frame
+  return localfile.new(path, "dashscope.file")
 end
 
 --- dashscope.new(opts): a client. Raises on a bad option or when no API key is found.
 function dashscope.new(opts)
-  local settings = config.settings(opts, 2)
+  local settings = config.settings(opts)
   local self = setmetatable({
     base_url = settings.base_url,
     _settings = settings,
@@ -69,9 +79,9 @@ end
 
 local function checkself(self, method)
   if getmetatable(self) ~= Client then
-    error("dashscope: call " .. method .. " with a colon (client:" .. method .. "{...})", 3)
+    misuse.colon(method)
   end
-  check.open(self, "client:" .. method, 3)
+  check.open(self, "client:" .. method)
 end
 
 --- Closes the client's connections. Every call in flight ends with an `Aborted` error, so whoever
@@ -144,7 +154,7 @@ end
 -- One method per model, made from its contract: check the flat table, place each field, then
 -- submit (after the model's detector, when it wants what that finds), or for a detector, detect.
 for method, contract in pairs(models) do
-  if contract.kind == "detect" then
+  if contract.synchronous then
     Client[method] = function(self, fields)
       checkself(self, method)
       return detect.run(self, contract, check.fields(contract.fields, fields, method, 2).input)
@@ -175,7 +185,7 @@ function Client:upload(model, path)
   if type(model) ~= "string" or not model:find("^[%w%-_.]+$") then
     check.fail("upload", "model must be a model name string", 2)
   end
-  local file = files.is_local(path) and path or files.new(path, "upload", 2)
+  local file = localfile.is(path) and path or localfile.new(path, "upload")
   local ok, err = files.upload(self, model, { file })
   if not ok then
     return nil, err
@@ -198,7 +208,7 @@ function Client:submit(model, input, parameters)
   -- a dashscope.file at input's top level is uploaded (files.resolve); anywhere else it raises
   local sent_as_is = {}
   for k, v in pairs(input) do
-    if not files.is_local(v) then sent_as_is[k] = v end
+    if not localfile.is(v) then sent_as_is[k] = v end
   end
   check.jsonable(sent_as_is, "input", "submit", 2)
   check.jsonable(parameters or {}, "parameters", "submit", 2)

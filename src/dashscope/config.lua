@@ -39,6 +39,8 @@ local DAY = 86400
 config.OPTIONS = {
   { name = "api_key", type = "string", secret = true, header = true,
     doc = "the DashScope API key (default: env DASHSCOPE_API_KEY, then the file named by env DASHSCOPE_API_KEY_FILE_PATH, then ~/.dashscope/api_key)" },
+  { name = "api_key_file", type = "string",
+    doc = "read the API key from this file instead (a readable regular file; surrounding whitespace is trimmed); not with api_key" },
   { name = "base_url", type = "string",
     doc = "service root, an http:// or https:// URL without credentials, query or fragment (default: env DASHSCOPE_HTTP_BASE_URL, else " .. config.DEFAULT_BASE_URL .. ")" },
   { name = "workspace", type = "string", header = true, doc = "sent as X-DashScope-WorkSpace" },
@@ -65,9 +67,9 @@ config.OPTIONS = {
 -- trailing slashes stripped. Raises unless it is http(s), has a host and no credentials, query or
 -- fragment, and is plain http:// only to a loopback host (or with allow_http). The value itself is
 -- never quoted: a URL with userinfo may hold a password.
-local function base_url(base, origin, allow_http, level)
+local function base_url(base, origin, allow_http)
   local function refuse(text)
-    check.fail("dashscope.new", origin .. " " .. text, level + 1) -- at base_url's caller
+    check.fail("dashscope.new", origin .. " " .. text, "base_url")
   end
   if base:find("[%z%c ]") then
     refuse("must not contain CR, LF, NUL, other control characters or spaces")
@@ -143,39 +145,57 @@ end
 config.NO_KEY = "no API key found: pass api_key to dashscope.new, set DASHSCOPE_API_KEY, "
   .. "or put the key in the file named by DASHSCOPE_API_KEY_FILE_PATH or in ~/.dashscope/api_key"
 
+-- The key the options give, or the one the environment gives (resolve_key). Raises when none.
+local function api_key(given, getenv)
+  local explicit = given.api_key
+  if given.api_key_file then
+    if explicit then
+      check.fail("dashscope.new", "give api_key or api_key_file, not both", "api_key_file", "usage")
+    end
+    explicit = read_key_file(given.api_key_file)
+    if not explicit then
+      check.fail("dashscope.new", "field 'api_key_file': cannot read a key from "
+        .. require("dashscope.localfile").quote(given.api_key_file)
+        .. " (it must be a readable regular file holding the key)", "api_key_file")
+    end
+  end
+  local key = config.resolve_key(explicit, getenv)
+  if not key then
+    check.fail("dashscope.new", config.NO_KEY, "api_key", "required")
+  end
+  if not check.header_safe(key) then
+    check.fail("dashscope.new", "the API key must not contain CR, LF or NUL", "api_key")
+  end
+  return key
+end
+
 --- Checks `opts` and returns the complete settings (defaults and environment applied).
---- Raises on misuse, `level` relative to the caller.
-function config.settings(opts, level, getenv)
-  level = (level or 1) + 1
+--- Raises on misuse.
+function config.settings(opts, getenv)
   getenv = getenv or os.getenv
-  local given = check.fields(config.OPTIONS, opts or {}, "dashscope.new", level)
+  local given = check.fields(config.OPTIONS, opts or {}, "dashscope.new")
   local s = {}
   for k, v in pairs(config.DEFAULTS) do s[k] = v end
   for k, v in pairs(given) do s[k] = v end
 
-  s.api_key = config.resolve_key(given.api_key, getenv)
-  if not s.api_key then
-    check.fail("dashscope.new", config.NO_KEY, level)
-  end
-  if not check.header_safe(s.api_key) then
-    check.fail("dashscope.new", "the API key must not contain CR, LF or NUL", level)
-  end
+  s.api_key = api_key(given, getenv)
+  s.api_key_file = nil
 
   local base, origin = given.base_url, "field 'base_url'"
   if not base then
     base, origin = nonempty(getenv("DASHSCOPE_HTTP_BASE_URL")), "env DASHSCOPE_HTTP_BASE_URL"
   end
   base = base or config.DEFAULT_BASE_URL
-  s.base_url = base_url(base, origin, s.allow_http, level + 1)
+  s.base_url = base_url(base, origin, s.allow_http)
   for _, name in ipairs(PLAIN_TEXT) do
     if s[name] and s[name]:find("[%z%c]") then
-      check.fail("dashscope.new", "field '" .. name .. "' must not contain control characters or NUL", level)
+      check.fail("dashscope.new", "field '" .. name .. "' must not contain control characters or NUL", name)
     end
   end
 
   if s.poll_interval > s.max_poll_interval then
     check.fail("dashscope.new", "poll_interval (" .. s.poll_interval .. ") must not exceed max_poll_interval ("
-      .. s.max_poll_interval .. ")", level)
+      .. s.max_poll_interval .. ")", "poll_interval")
   end
   if s.rate_limits == nil or s.rate_limits == true then
     s.rate_limits = config.RATE_LIMITS

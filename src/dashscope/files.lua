@@ -15,42 +15,16 @@
 local core = require("dashscope.core")
 local errors = require("dashscope.errors")
 local http = require("dashscope.http")
+local localfile = require("dashscope.localfile")
 local url = require("dashscope.url")
 
 local files = {}
 
-local LocalFile = { __name = "dashscope.LocalFile" }
-LocalFile.__index = LocalFile
-function LocalFile:__tostring()
-  return "local file " .. self.path
-end
-
--- Quotes a path for a message, control bytes escaped (a name may hold a newline).
-local function quote(s)
-  if #s > 60 then s = s:sub(1, 57) .. "..." end
-  return '"' .. s:gsub('[%c"\\]', function(c) return ("\\%d"):format(c:byte()) end) .. '"'
-end
-files.quote = quote
-
---- A LocalFile for `path`: a readable, non-empty regular file, checked now without blocking.
---- Raises otherwise, as `what` ("dashscope.file"), at `level` (as check.fail's: 1 is the function
---- that calls files.new).
-function files.new(path, what, level)
-  level = (level or 1) + 1
-  if type(path) ~= "string" or path == "" then
-    error(what .. ": path must be a non-empty string (got " .. (path == "" and '""' or type(path)) .. ")", level)
-  end
-  if path:find("%z") then
-    error(what .. ": path must not contain NUL (got " .. quote(path) .. ")", level)
-  end
-  local size, why = core.file_check(path)
-  if not size then
-    error(what .. ": cannot use " .. quote(path) .. ": " .. why
-      .. " (a local file must be a readable, non-empty regular file)", level)
-  end
-  local name = (path:match("([^/]+)/*$") or "file"):gsub("[^%w%._-]", "_")
-  return setmetatable({ path = path, size = size, name = name }, LocalFile)
-end
+-- The LocalFile type lives in localfile.lua (the checker needs it without HTTP); these names stay
+-- for the callers of files.lua.
+files.quote = localfile.quote
+files.is_local = localfile.is
+local quote = localfile.quote
 
 local OSS_HEADER = "X-DashScope-OssResourceResolve: enable"
 
@@ -71,11 +45,6 @@ function files.oss_header(input)
   return has_oss_url(input) and OSS_HEADER or nil
 end
 
---- True for the values files.new makes.
-function files.is_local(value)
-  return getmetatable(value) == LocalFile
-end
-
 local MIME = {
   png = "image/png", jpg = "image/jpeg", jpeg = "image/jpeg", bmp = "image/bmp",
   webp = "image/webp", mp4 = "video/mp4", avi = "video/x-msvideo", mov = "video/quicktime",
@@ -92,7 +61,7 @@ end
 local prefix, counter
 local function object_name(file)
   if not prefix then -- the process's start, to the microsecond, and where its heap lies
-    local addr = tostring(LocalFile):match("0x(%x+)") or ""
+    local addr = tostring(files):match("0x(%x+)") or ""
     prefix = string.format("%x%06x%s", os.time(), math.floor(core.now() * 1e6) % 0x1000000, addr:sub(-6))
   end
   counter = (counter or 0) + 1

@@ -4,7 +4,7 @@
 -- A model: method name -> {
 --   model = service model name,
 --   doc = what it does, in one line (help texts, docs),
---   kind = "detect" for a synchronous pre-check (docs/protocol.md §7; answers a table, submits nothing),
+--   synchronous = true for a detector, a synchronous pre-check (docs/protocol.md §7; answers a table, submits nothing),
 --   fixed = { parameters = {...} } sent as they are (not fields the caller gives),
 --   detect = { method = detector, fills = { field = output key } }: when every field it fills is
 --            absent, the detector runs first and its answer fills them (or its refusal is returned),
@@ -90,7 +90,7 @@ models.liveportrait = {
 
 models.liveportrait_detect = {
   model = "liveportrait-detect",
-  kind = "detect",
+  synchronous = true,
   doc = "check that a portrait suits liveportrait",
   fields = {
     { name = "image_url", where = "input", type = "url", required = true,
@@ -100,7 +100,7 @@ models.liveportrait_detect = {
 
 models.emoji_detect = {
   model = "emoji-detect-v1",
-  kind = "detect",
+  synchronous = true,
   doc = "check a face photo for emoji-v1 and find its boxes",
   fixed = { parameters = { ratio = "1:1" } },
   fields = {

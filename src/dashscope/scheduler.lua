@@ -329,7 +329,9 @@ end
 -- `tasks` (a task given twice has two slots), slots of one task together, in the order the tasks
 -- end; at the deadline (or once a callback closed the client) the slots left, in the order given,
 -- with a WaitTimeout (or Aborted) error. Each task is followed once however often it is given.
-local function slots(self, tasks, opts, what)
+-- `tick` (task:wait's on_tick): { every = seconds, fn = function() } called between slices of
+-- the wait while nothing has ended.
+local function slots(self, tasks, opts, what, tick)
   local n = check_tasks(self, tasks, what, 2)
   local o = check.fields(MANY_OPTIONS, opts or {}, what, 3)
   local given = {} -- the array as given: the loop's body may change the caller's
@@ -378,8 +380,13 @@ local function slots(self, tasks, opts, what)
   end
   return function()
     if #ready == 0 and left > 0 then
-      if #ended == 0 and not self._closed then
-        self:_run(function() return #ended > 0 end, deadline, o.sleep)
+      local next_tick = tick and core.now() + tick.every
+      while #ended == 0 and not self._closed do
+        local stop = next_tick and math.min(deadline, next_tick) or deadline
+        self:_run(function() return #ended > 0 end, stop, o.sleep)
+        if #ended > 0 or self._closed or core.now() >= deadline then break end
+        tick.fn()
+        next_tick = core.now() + tick.every
       end
       local t = table.remove(ended, 1)
       if t then
@@ -408,6 +415,12 @@ function S:each_done(tasks, opts)
     local _, t, result, err = next_slot()
     return t, result, err
   end
+end
+
+-- task:wait's loop: each_done for one task, with its on_tick.
+function S:_wait_one(t, opts, tick)
+  local _, _, result, err = slots(self, { t }, opts, "wait", tick)()
+  return result, err
 end
 
 --- Waits for every task: an array of results in the order given (nil where a task did not

@@ -231,6 +231,9 @@ local WAIT_OPTIONS = {
   { name = "timeout", type = "number", min = 0, doc = "seconds (default: the client's wait_timeout)" },
   { name = "on_status", type = "function", doc = "function(task, status) called on each change of status" },
   { name = "sleep", type = "function", doc = "function(seconds) used instead of blocking, e.g. ngx.sleep" },
+  { name = "on_tick", type = "function",
+    doc = "function(task, progress) called every `tick` seconds while the task has not ended, with task:progress() (a live display needs no polling)" },
+  { name = "tick", type = "number", min = 0.01, max = 3600, doc = "seconds between on_tick calls (default 1)" },
 }
 task.WAIT_OPTIONS = WAIT_OPTIONS
 
@@ -246,7 +249,8 @@ function Task:wait(opts)
     end
     watch = self:_watch { on_status = o.on_status }
   end
-  local _, result, err = self._client:each_done({ self }, { timeout = o.timeout, sleep = o.sleep })()
+  local tick = o.on_tick and { every = o.tick or 1, fn = function() o.on_tick(self, self:progress()) end }
+  local result, err = self._client:_wait_one(self, { timeout = o.timeout, sleep = o.sleep }, tick)
   if watch then self:_unwatch(watch) end
   return result, err
 end
