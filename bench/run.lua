@@ -26,7 +26,7 @@ usage: lua5.4 bench/run.lua [options]     (run through spec/with-server)
 
 local cjson = require("cjson")
 local dashscope = require("dashscope")
-local core = dashscope._core
+local core = require("dashscope.core")
 
 ---------------------------------------------------------------------------------------------------
 -- Arguments
@@ -144,7 +144,7 @@ end
 
 local now, clock_source
 if type(core) == "table" and type(core.now) == "function" then
-  now, clock_source = core.now, "dashscope._core.now (monotonic)"
+  now, clock_source = core.now, "dashscope.core.now (monotonic)"
 else
   now, clock_source = function()
     return tonumber(read_file("/proc/uptime"):match("^(%S+)"))
@@ -156,7 +156,7 @@ local CLK_TCK = tonumber(shell_line("getconf CLK_TCK") or "") or 100
 -- { cpu = seconds (user + system), user =, system =, maxrss = KiB }
 local rusage, rusage_source
 if type(core) == "table" and type(core.rusage) == "function" then
-  rusage_source = "dashscope._core.rusage()"
+  rusage_source = "dashscope.core.rusage()"
   rusage = function()
     local r = core.rusage()
     return { cpu = (r.user or 0) + (r.system or 0), user = r.user or 0, system = r.system or 0,

@@ -10,7 +10,7 @@
  *    each report leaks of their own at exit: their business, not this project's.
  *
  * 2. Keep every shared object loaded until the process exits (dlclose does nothing), as
- *    -Wl,-z,nodelete does for build/asan/dashscope.so, so that LeakSanitizer, which runs after
+ *    -Wl,-z,nodelete does for build/asan/dashscope/core.so, so that LeakSanitizer, which runs after
  *    lua_close has unloaded the C modules, still sees the globals of the libraries they pulled in,
  *    and can name the frames of a leak. Without it, the copy of the module that spec/build_spec.lua
  *    builds with luarocks (no -z nodelete) takes libcurl down with it at lua_close, and the memory

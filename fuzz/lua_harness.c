@@ -19,7 +19,7 @@
 #error "FUZZ_ROOT: the checkout's absolute path (the Makefile passes it)"
 #endif
 
-int luaopen_dashscope(lua_State *L);
+int luaopen_dashscope_core(lua_State *L);
 
 lua_State *harness_L;
 static const char *harness_name = "fuzz";
@@ -64,15 +64,16 @@ void harness_open(const char *name) {
   harness_L = L;
   harness_name = name;
   luaL_openlibs(L);
-  /* package.path: the Lua layer from src/, the drivers from fuzz/, then the system's */
+  /* package.path: the Lua layer from src/ (src/dashscope.lua is the entry), the drivers from fuzz/,
+   * then the system's; the C core, linked in, through package.preload["dashscope.core"] */
   lua_getglobal(L, "package");
   lua_pushliteral(L, FUZZ_ROOT "/src/?.lua;" FUZZ_ROOT "/fuzz/?.lua;");
   lua_getfield(L, -2, "path");
   lua_concat(L, 2);
   lua_setfield(L, -2, "path");
   lua_getfield(L, -1, "preload");
-  lua_pushcfunction(L, luaopen_dashscope);
-  lua_setfield(L, -2, "dashscope");
+  lua_pushcfunction(L, luaopen_dashscope_core);
+  lua_setfield(L, -2, "dashscope.core");
   lua_pop(L, 2);
 }
 

@@ -1,8 +1,9 @@
 /*
  * lua_harness.h -- what the Lua-driven libFuzzer harnesses (response_fuzz.c, url_fuzz.c) share: one
- * embedded Lua 5.4 state with the module's C sources linked in (luaopen_dashscope through
- * package.preload, the Lua layer from src/, drivers from fuzz/), Lua line coverage fed to
- * libFuzzer, and dying loudly with the Lua traceback. Each harness owns its inputs and its driver.
+ * embedded Lua 5.4 state with the module's C sources linked in (luaopen_dashscope_core through
+ * package.preload["dashscope.core"], the Lua layer from src/, drivers from fuzz/), Lua line
+ * coverage fed to libFuzzer, and dying loudly with the Lua traceback. Each harness owns its inputs
+ * and its driver.
  */
 #ifndef FUZZ_LUA_HARNESS_H
 #define FUZZ_LUA_HARNESS_H

@@ -3,8 +3,8 @@
  * Lua layer reads it: the classification of answers into bodies or error values, the task result
  * mapping, the task list, the detectors, the upload policy, the storage hosts' XML errors, and
  * JSON decoding. fuzz/response_driver.lua does the driving; this file embeds Lua 5.4, loads the
- * module (its C sources are linked in: luaopen_dashscope comes through package.preload, the Lua
- * layer from src/), and hands each input over.
+ * module (its C sources are linked in: luaopen_dashscope_core comes through package.preload, the
+ * Lua layer from src/), and hands each input over.
  *
  * An input is one answer, used for every request the client makes while the input runs:
  *

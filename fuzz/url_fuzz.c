@@ -5,7 +5,8 @@
  * hosts the service names (src/dashscope/url.lua), the numeric option checks (check.lua) and
  * Retry-After (http.retry_after over core.getdate). fuzz/url_driver.lua does the driving and
  * checks the promises; this file embeds Lua 5.4, loads the module (its C sources are linked in:
- * luaopen_dashscope through package.preload, the Lua layer from src/) and hands each input over.
+ * luaopen_dashscope_core through package.preload, the Lua layer from src/) and hands each input
+ * over.
  *
  * An input is MODE REST (url_driver.lua): MODE 'o' an option value, 'r' a Retry-After value, any
  * other byte: the whole input is a URL, tried as base_url, as DASHSCOPE_HTTP_BASE_URL, as a host

@@ -26,10 +26,13 @@ external_dependencies = {
 }
 build = {
   type = "builtin",
+  -- The same files as make install: dashscope.lua (the entry) over the C core dashscope.core
+  -- (dashscope/core.so), and the Lua layer dashscope/*.lua.
   modules = {
-    dashscope = {
-      sources = { "src/buffer.c", "src/clock.c", "src/form.c", "src/fs.c", "src/headers.c", "src/module.c", "src/request.c", "src/scrub.c",
-                  "src/signals.c", "src/transport.c", "src/url.c", "src/watch.c" },
+    dashscope = "src/dashscope.lua",
+    ["dashscope.core"] = {
+      sources = { "src/buffer.c", "src/class.c", "src/clock.c", "src/core.c", "src/form.c", "src/fs.c", "src/headers.c",
+                  "src/request.c", "src/scrub.c", "src/signals.c", "src/transport.c", "src/url.c", "src/watch.c" },
       libraries = { "curl" },
       incdirs = { "$(CURL_INCDIR)", "/usr/include/x86_64-linux-gnu" },
       libdirs = { "$(CURL_LIBDIR)" },

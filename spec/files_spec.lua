@@ -270,7 +270,7 @@ describe("an upload", function()
     end
     local resp, terr = r:response()
     assert.is_nil(resp)
-    assert.are.equal("read", terr.kind)
+    assert.are.equal("read", terr.outcome)
     assert.truthy(terr.message:find("changed after it was checked", 1, true), terr.message)
     r:close()
     t:close()

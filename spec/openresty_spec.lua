@@ -4,7 +4,7 @@
 -- once with a status location that reaches its result; /ping keeps answering at once from the
 -- same worker while a request waits on a job (every wait of the client yields through ngx.sleep).
 local helper = require("spec.support.helper")
-local now = helper.dashscope._core.now
+local now = require("dashscope.core").now
 
 local hosts = require("spec.support.hosts")
 local run, exists, read, luajit_build = hosts.run, hosts.exists, hosts.read, hosts.luajit_build

@@ -11,6 +11,8 @@
 
 #include <stddef.h>
 
+#pragma GCC visibility push(hidden)  /* internal to the module: core.h says why */
+
 /* Same shape as lua_Alloc: nsize == 0 frees, otherwise (re)allocates. */
 typedef void *(*ds_alloc_fn)(void *ud, void *ptr, size_t osize, size_t nsize);
 
@@ -28,5 +30,7 @@ enum { DS_BUF_OK = 0, DS_BUF_TOO_LARGE = 1, DS_BUF_NOMEM = 2 };
 void ds_buffer_init(ds_buffer *b, size_t max, ds_alloc_fn alloc, void *ud);
 int ds_buffer_append(ds_buffer *b, const void *p, size_t n);
 void ds_buffer_free(ds_buffer *b);
+
+#pragma GCC visibility pop
 
 #endif

@@ -5,6 +5,8 @@
 
 #include <lua.h>
 
+#pragma GCC visibility push(hidden)  /* internal to the module: core.h says why */
+
 /* Seconds since an arbitrary fixed point, never going back; a float. */
 double ds_clock_now(void);
 
@@ -21,5 +23,7 @@ int ds_clock_lwallclock(lua_State *L);
 
 /* core.rusage() -> { user = seconds, system = seconds, maxrss = kilobytes } for this process. */
 int ds_clock_lrusage(lua_State *L);
+
+#pragma GCC visibility pop
 
 #endif

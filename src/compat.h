@@ -96,15 +96,4 @@ static inline void ds_getuservalue(lua_State *L, int i) {
 }
 #endif
 
-/* registry._LOADED, i.e. package.loaded, pushed. */
-static inline void ds_getloaded(lua_State *L) {
-  lua_getfield(L, LUA_REGISTRYINDEX, "_LOADED");
-  if (!lua_istable(L, -1)) {
-    lua_pop(L, 1);
-    lua_newtable(L);
-    lua_pushvalue(L, -1);
-    lua_setfield(L, LUA_REGISTRYINDEX, "_LOADED");
-  }
-}
-
 #endif

@@ -1,8 +1,9 @@
 /*
  * core.h -- what every C file of the core shares: the version, the export
- * macro, the metatable names and the two userdata type names.
+ * macro, the metatable names, the two userdata type names and the entry point.
  *
- * Owns no code and no state. Struct layouts live in transport.h / request.h.
+ * Owns no code and no state. Struct layouts live in transport.h / request.h; how a type is
+ * registered, in class.h.
  */
 #ifndef DS_CORE_H
 #define DS_CORE_H
@@ -25,13 +26,10 @@
 typedef struct ds_transport ds_transport;
 typedef struct ds_request ds_request;
 
-/* Registers a userdata type (module.c): the metatable `name` with the `meta` entries and an
- * __index table of `methods`. Every type of the core is made this one way. */
-struct luaL_Reg;
-void ds_class(lua_State *L, const char *name, const struct luaL_Reg *meta,
-              const struct luaL_Reg *methods);
-
-/* The one exported symbol (module.c). */
-DS_API int luaopen_dashscope(lua_State *L);
+/* The one exported symbol (core.c): require "dashscope.core". Every other header declares its
+ * functions between "#pragma GCC visibility push(hidden)" and "pop": the Makefile's
+ * -fvisibility=hidden does the same for every file, but luarocks' builtin build passes no such flag,
+ * and a module must not export names that can clash with another's. */
+DS_API int luaopen_dashscope_core(lua_State *L);
 
 #endif

@@ -22,6 +22,8 @@
 #include <curl/curl.h>
 #include <lua.h>
 
+#pragma GCC visibility push(hidden)  /* internal to the module: core.h says why */
+
 /* Raises (naming form[i] and the rule) unless the value at idx is an array of
  * valid parts; nil is no form. Returns the number of parts. */
 int ds_form_check(lua_State *L, int idx);
@@ -32,5 +34,7 @@ int ds_form_check(lua_State *L, int idx);
  * memory; a file that cannot be read is reported through *read_errno by the
  * transfer itself). */
 CURLcode ds_form_build(lua_State *L, int idx, CURL *easy, curl_mime **out, int *read_errno);
+
+#pragma GCC visibility pop
 
 #endif

@@ -27,6 +27,7 @@
 #include <lauxlib.h>
 #include <lualib.h>
 
+#include "class.h"
 #include "compat.h"
 #include "core.h"
 #include "fs.h"

@@ -14,6 +14,8 @@
 
 #include <lua.h>
 
+#pragma GCC visibility push(hidden)  /* internal to the module: core.h says why */
+
 #define DS_FD_MT "dashscope.Fd"
 
 /* Opens `path` for reading without ever blocking (O_RDONLY|O_NONBLOCK|O_NOCTTY|O_CLOEXEC) and
@@ -25,5 +27,7 @@ int ds_fs_open_input(const char *path, struct stat *st, const char **what);
 /* Adds the file functions to the table on top of the stack (the core table) and registers the
  * Fd metatable: file_check, file_read, file_exists, create_new, random_hex, place, fileno. */
 void ds_fs_open(lua_State *L);
+
+#pragma GCC visibility pop
 
 #endif

@@ -19,6 +19,8 @@
 
 #include <stddef.h>
 
+#pragma GCC visibility push(hidden)  /* internal to the module: core.h says why */
+
 typedef struct ds_hdr_iter {
   char *p;    /* next unread byte */
   char *end;  /* one past the last byte */
@@ -33,5 +35,7 @@ int ds_headers_begin(ds_hdr_iter *it, char *buf, size_t len);
  * possibly empty), or 0 when there are no more. Neither is NUL-terminated. */
 int ds_headers_next(ds_hdr_iter *it, const char **name, size_t *nlen,
                     const char **value, size_t *vlen);
+
+#pragma GCC visibility pop
 
 #endif

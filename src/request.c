@@ -1,17 +1,19 @@
 /*
  * request.c -- the "dashscope.Request" userdata (see request.h).
  *
- * Owns validating a request spec, the easy handle (from its transport's pool,
- * see transport.h) and its options, the libcurl write/header callbacks (pure
- * C: they record, never raise), turning a finished transfer into a response
- * table or an error table, and closing. Does not touch the multi handle or
- * the pool: going in and out of flight, and handing out and taking back
- * handles, is transport.c's job. Never puts header values (API keys) in any
- * message.
+ * Owns reading and checking a request spec (read_spec), then applying it: the
+ * easy handle (from its transport's pool, see transport.h) and its options; the
+ * libcurl write/header callbacks (pure C: they record, never raise); turning a
+ * finished transfer into a response table or an error table (its "outcome");
+ * and closing. Does not touch the multi handle or the pool: going in and out of
+ * flight (through the request's ds_flight), and handing out and taking back
+ * handles, is transport.c's job, which calls back only through flight.settle.
+ * Never puts header values (API keys) in any message.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -22,6 +24,7 @@
 #include <lauxlib.h>
 
 #include "buffer.h"
+#include "class.h"
 #include "clock.h"
 #include "compat.h"
 #include "form.h"
@@ -33,7 +36,8 @@
 #define DS_MAX_HEADER_BYTES  ((size_t)64 * 1024)
 #define DS_MAX_BODY_LIMIT    9007199254740992.0  /* 2^53: exact in a double */
 
-static const char *const kind_names[] = {
+/* What a transfer came to (DS_OUTCOME_*), as the failure table's field "outcome" names it. */
+static const char *const outcome_names[] = {
   "ok", "timeout", "resolve", "connect", "send", "recv", "too_large",
   "aborted", "other", "write", "read"
 };
@@ -224,7 +228,7 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud) {
   ds_request *r = (ds_request *)ud;
   if (r->out_fd >= 0 && r->sink == DS_SINK_UNDECIDED) {
     long status = 0;
-    curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_getinfo(r->flight.easy, CURLINFO_RESPONSE_CODE, &status);
     r->sink = status >= 200 && status < 300 ? DS_SINK_FILE : DS_SINK_BUFFER;
   }
   if (r->sink == DS_SINK_FILE) return put(r, p, size * n);
@@ -272,6 +276,8 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud) {
 
 /* ---- construction */
 
+static void settle(ds_flight *f, CURLcode code, const char *reason);  /* completion, below */
+
 /* where = "GET scheme://host/path" without userinfo, query or fragment,
  * cut with "..." when long: safe to print, and enough to recognise. */
 static void where_add(ds_request *r, size_t *n, const char *s, const char *e, int *cut) {
@@ -310,17 +316,17 @@ static int setopt_failed(lua_State *L, const char *opt, CURLcode rc) {
   return luaL_error(L, "curl_easy_setopt(%s): %s", opt, curl_easy_strerror(rc));
 }
 
-#define SETOPT(opt, val)                                        \
-  do {                                                          \
-    CURLcode rc_ = curl_easy_setopt(r->easy, opt, val);         \
-    if (rc_ != CURLE_OK) return setopt_failed(L, #opt, rc_);    \
+#define SETOPT(opt, val)                                          \
+  do {                                                            \
+    CURLcode rc_ = curl_easy_setopt(r->flight.easy, opt, val);    \
+    if (rc_ != CURLE_OK) return setopt_failed(L, #opt, rc_);      \
   } while (0)
 
 /* The options every request sets the same way. A handle comes in curl_easy_reset state (new or
  * pooled), which keeps none of them, so they are set for every request, here. Returns 0 or raises. */
 static int set_common(lua_State *L, ds_request *r) {
   SETOPT(CURLOPT_ERRORBUFFER, r->errbuf);
-  SETOPT(CURLOPT_PRIVATE, (char *)r);
+  SETOPT(CURLOPT_PRIVATE, (char *)&r->flight);  /* what the transport finds it by */
   SETOPT(CURLOPT_NOSIGNAL, 1L);
   SETOPT(CURLOPT_FOLLOWLOCATION, 0L);  /* a redirect never takes the Authorization elsewhere */
   SETOPT(CURLOPT_SSL_VERIFYPEER, 1L);   /* libcurl's defaults, stated: there is no way to turn */
@@ -338,205 +344,269 @@ static int set_common(lua_State *L, ds_request *r) {
   return 0;
 }
 
-int ds_request_new(lua_State *L, ds_transport *t) {
+/* A request spec, read and checked (read_spec): everything ds_request_new needs, in C. The strings
+ * point into the spec's values, which stay on the stack at their F_* slots until the request is
+ * built; the headers and the form are read from there again (their count and rule are checked). */
+typedef struct {
+  int post;                         /* method: 1 POST, 0 GET */
+  const char *url, *body, *agent, *ca_file, *ca_path;  /* all but url: NULL when not given */
+  size_t url_len, body_len;
+  size_t max_body;                  /* cap on a body kept in memory */
+  long timeout_ms, connect_ms;      /* 0: none */
+  lua_Integer nheaders;             /* headers[1..nheaders], checked */
+  int has_type;                     /* one of them sets Content-Type */
+  int form;                         /* a form was given (checked) */
+  lua_Number output, max_output;    /* a descriptor to write a 2xx body to, and its cap: -1 none */
+  int progress, credential, once, truncate;
+} ds_spec;
+
+static int check_method(lua_State *L) {
   static const char *const methods[] = {"GET", "POST", NULL};
-  const char *url, *body, *agent, *ca_file, *ca_path;
-  size_t url_len, body_len = 0, agent_len = 0, ca_len = 0, max_body;
-  lua_Number output, max_output;
-  long timeout_ms, connect_ms;
-  lua_Integer i, nheaders;
-  int post, idx, has_type;
-  void *aud;
-  lua_Alloc alloc = lua_getallocf(L, &aud);
-  ds_request *r;
-
-  luaL_checktype(L, 2, LUA_TTABLE);
-  lua_settop(L, 2);
-  luaL_checkstack(L, F_LAST + 8, "too many nested calls");
-  for (idx = F_METHOD; idx <= F_LAST; idx++)
-    lua_getfield(L, 2, field_names[idx - F_METHOD]);
-
+  int post;
   if (lua_type(L, F_METHOD) != LUA_TSTRING)
     field_error(L, "method", "must be \"GET\" or \"POST\"");
   for (post = 0; methods[post] != NULL; post++)
     if (strcmp(lua_tostring(L, F_METHOD), methods[post]) == 0) break;
   if (methods[post] == NULL) field_error(L, "method", "must be \"GET\" or \"POST\"");
-  url = check_text(L, F_URL, 0, &url_len);
-  nheaders = check_headers(L, &has_type);
-  body = NULL;
+  return post;
+}
+
+/* Reads the spec (arg 2) onto the stack at F_METHOD..F_LAST and checks it into *s, raising the
+ * misuse message of the first wrong field. Touches nothing else: no handle exists yet. */
+static void read_spec(lua_State *L, ds_spec *s) {
+  size_t ca_len = 0, agent_len = 0;
+  int idx;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 2);
+  luaL_checkstack(L, F_LAST + 8, "too many nested calls");
+  for (idx = F_METHOD; idx <= F_LAST; idx++)
+    lua_getfield(L, 2, field_names[idx - F_METHOD]);
+  memset(s, 0, sizeof *s);
+  s->post = check_method(L);
+  s->url = check_text(L, F_URL, 0, &s->url_len);
+  s->nheaders = check_headers(L, &s->has_type);
   if (!lua_isnil(L, F_BODY)) {
     if (lua_type(L, F_BODY) != LUA_TSTRING) field_error(L, "body", "must be a string");
-    if (!post) field_error(L, "body", "is only allowed with POST");
-    body = lua_tolstring(L, F_BODY, &body_len);
+    if (!s->post) field_error(L, "body", "is only allowed with POST");
+    s->body = lua_tolstring(L, F_BODY, &s->body_len);
   }
-  timeout_ms = check_ms(L, F_TIMEOUT);
-  connect_ms = check_ms(L, F_CONNECT_TIMEOUT);
-  max_body = check_max_body(L);
-  agent = check_text(L, F_USER_AGENT, 1, &agent_len);
-  if (ds_form_check(L, F_FORM) > 0 && (!post || body != NULL))
+  s->timeout_ms = check_ms(L, F_TIMEOUT);
+  s->connect_ms = check_ms(L, F_CONNECT_TIMEOUT);
+  s->max_body = check_max_body(L);
+  s->agent = check_text(L, F_USER_AGENT, 1, &agent_len);
+  if (ds_form_check(L, F_FORM) > 0 && (!s->post || s->body != NULL))
     field_error(L, "form", "needs POST and no body");
-  output = check_whole(L, F_OUTPUT, 1048576);  /* a descriptor, dup'ed below */
-  max_output = check_whole(L, F_MAX_OUTPUT, DS_MAX_BODY_LIMIT);
-  ca_file = check_text(L, F_CA_FILE, 1, &ca_len);
-  ca_path = check_text(L, F_CA_PATH, 1, &ca_len);
+  s->form = !lua_isnil(L, F_FORM);
+  s->output = check_whole(L, F_OUTPUT, 1048576);  /* a descriptor, dup'ed when applied */
+  s->max_output = check_whole(L, F_MAX_OUTPUT, DS_MAX_BODY_LIMIT);
+  s->ca_file = check_text(L, F_CA_FILE, 1, &ca_len);
+  s->ca_path = check_text(L, F_CA_PATH, 1, &ca_len);
   if (!lua_isnil(L, F_PROGRESS) && lua_type(L, F_PROGRESS) != LUA_TBOOLEAN)
     field_error(L, "progress", "must be a boolean");
+  s->progress = lua_toboolean(L, F_PROGRESS);
+  s->credential = lua_toboolean(L, F_CREDENTIAL);
+  s->once = lua_toboolean(L, F_ONCE);
+  s->truncate = lua_toboolean(L, F_TRUNCATE);
+}
 
-  /* Safe state first: zeroed, with its metatable, before any libcurl handle. */
-  r = (ds_request *)ds_newuserdata(L, sizeof *r);
+/* Safe state first: pushes the request userdata, zeroed, with its metatable and its transport
+ * (arg 1) as user value, before any libcurl handle or descriptor is taken. */
+static ds_request *push_request(lua_State *L, const ds_spec *s) {
+  void *aud;
+  lua_Alloc alloc = lua_getallocf(L, &aud);
+  ds_request *r = (ds_request *)ds_newuserdata(L, sizeof *r);
   memset(r, 0, sizeof *r);
   r->out_fd = -1;
   r->state = DS_REQ_NEW;
-  r->post = post;
-  ds_buffer_init(&r->body, max_body, alloc, aud);
+  r->post = s->post;
+  ds_buffer_init(&r->body, s->max_body, alloc, aud);
   ds_buffer_init(&r->head, DS_MAX_HEADER_BYTES, alloc, aud);
-  ds_buffer_init(&r->once_body, body_len, alloc, aud);
+  ds_buffer_init(&r->once_body, s->body_len, alloc, aud);
+  r->flight.settle = settle;
   ds_setmetatable(L, DS_REQUEST_MT);
   lua_pushvalue(L, 1);
   ds_setuservalue(L, -2);  /* the request keeps its transport alive */
-  set_where(r, url, url_len);
-  r->progress = lua_toboolean(L, F_PROGRESS);
-  if (output >= 0) {  /* its own descriptor: the caller's may be closed while this one runs */
-    r->out_fd = fcntl((int)output, F_DUPFD_CLOEXEC, 3);
-    if (r->out_fd < 0) return luaL_error(L, "cannot use the output descriptor: %s", strerror(errno));
-    r->max_out = max_output > 0 ? (curl_off_t)max_output : 0;
-    if (lua_toboolean(L, F_TRUNCATE)) {  /* a retry starts the file over (shared offset: both) */
-      struct stat st;
-      if (fstat(r->out_fd, &st) == 0 && S_ISREG(st.st_mode) &&
-          (ftruncate(r->out_fd, 0) != 0 || lseek(r->out_fd, 0, SEEK_SET) < 0))
-        return luaL_error(L, "cannot empty the output file: %s", strerror(errno));
-    }
-  }
+  set_where(r, s->url, s->url_len);
+  r->progress = s->progress;
+  return r;
+}
 
-  for (i = 1; i <= nheaders; i++) {
-    struct curl_slist *l;
+/* Its own descriptor: the caller's may be closed while this one runs. */
+static void open_output(lua_State *L, ds_request *r, const ds_spec *s) {
+  if (s->output < 0) return;
+  r->out_fd = fcntl((int)s->output, F_DUPFD_CLOEXEC, 3);
+  if (r->out_fd < 0) luaL_error(L, "cannot use the output descriptor: %s", strerror(errno));
+  r->max_out = s->max_output > 0 ? (curl_off_t)s->max_output : 0;
+  if (s->truncate) {  /* a retry starts the file over (shared offset: both) */
+    struct stat st;
+    if (fstat(r->out_fd, &st) == 0 && S_ISREG(st.st_mode) &&
+        (ftruncate(r->out_fd, 0) != 0 || lseek(r->out_fd, 0, SEEK_SET) < 0))
+      luaL_error(L, "cannot empty the output file: %s", strerror(errno));
+  }
+}
+
+static void add_header(lua_State *L, ds_request *r, const char *line) {
+  struct curl_slist *l = curl_slist_append(r->send_headers, line);
+  if (l == NULL) luaL_error(L, "not enough memory");
+  r->send_headers = l;
+}
+
+/* The header list: the caller's, the key's line (from C memory: Lua never held it), and what
+ * stops libcurl from adding headers of its own. */
+static void build_headers(lua_State *L, ds_request *r, ds_transport *t, const ds_spec *s) {
+  lua_Integer i;
+  for (i = 1; i <= s->nheaders; i++) {
     lua_rawgeti(L, F_HEADERS, (int)i);
-    l = curl_slist_append(r->send_headers, lua_tostring(L, -1));
+    add_header(L, r, lua_tostring(L, -1));
     lua_pop(L, 1);
-    if (l == NULL) return luaL_error(L, "not enough memory");
-    r->send_headers = l;
   }
-  if (lua_toboolean(L, F_CREDENTIAL)) {  /* the key, from C memory: Lua never held this line */
+  if (s->credential) {
     const char *cred = ds_transport_credential(t);
-    struct curl_slist *l;
-    if (cred == NULL) return luaL_error(L, "credential = true, but the transport has none");
-    l = curl_slist_append(r->send_headers, cred);
-    if (l == NULL) return luaL_error(L, "not enough memory");
-    r->send_headers = l;
+    if (cred == NULL) luaL_error(L, "credential = true, but the transport has none");
+    add_header(L, r, cred);
   }
-  if (!lua_isnil(L, F_FORM)) {  /* a large part would make libcurl wait for 100-continue */
-    struct curl_slist *l = curl_slist_append(r->send_headers, "Expect:");
-    if (l == NULL) return luaL_error(L, "not enough memory");
-    r->send_headers = l;
-  } else if (post && !has_type) {  /* else libcurl claims a form: application/x-www-form-urlencoded */
-    struct curl_slist *l = curl_slist_append(r->send_headers, "Content-Type:");
-    if (l == NULL) return luaL_error(L, "not enough memory");
-    r->send_headers = l;
-  }
+  if (s->form) add_header(L, r, "Expect:");  /* a large part would make libcurl wait for 100-continue */
+  else if (s->post && !s->has_type)          /* else libcurl claims application/x-www-form-urlencoded */
+    add_header(L, r, "Content-Type:");
+}
 
-  r->easy = ds_transport_handle(t);  /* r owns it from here: r_close gives it back */
-  if (r->easy == NULL) return luaL_error(L, "curl_easy_init failed");
+/* The method and body: GET, a form, a `once` body (read by on_read, never resent: on_seek), a
+ * body libcurl copies, or an empty POST. Returns 0 or raises. */
+static int set_body(lua_State *L, ds_request *r, const ds_spec *s) {
+  if (!s->post) {
+    SETOPT(CURLOPT_HTTPGET, 1L);
+  } else if (s->form) {
+    CURLcode rc = ds_form_build(L, F_FORM, r->flight.easy, &r->form, &r->in_errno);
+    if (rc != CURLE_OK) return setopt_failed(L, "CURLOPT_MIMEPOST", rc);
+    SETOPT(CURLOPT_MIMEPOST, r->form);
+  } else if (s->body != NULL && s->once) {
+    if (ds_buffer_append(&r->once_body, s->body, s->body_len) != DS_BUF_OK)
+      return luaL_error(L, "not enough memory");
+    SETOPT(CURLOPT_POST, 1L);
+    SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)s->body_len);
+    SETOPT(CURLOPT_READFUNCTION, on_read);
+    SETOPT(CURLOPT_READDATA, (void *)r);
+    SETOPT(CURLOPT_SEEKFUNCTION, on_seek);
+    SETOPT(CURLOPT_SEEKDATA, (void *)r);
+  } else if (s->body != NULL) {
+    SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)s->body_len);
+    SETOPT(CURLOPT_COPYPOSTFIELDS, s->body);  /* copied: the Lua string may go */
+  } else {
+    SETOPT(CURLOPT_POSTFIELDSIZE, 0L);     /* sends Content-Length: 0 */
+    SETOPT(CURLOPT_POSTFIELDS, "");
+  }
+  return 0;
+}
+
+/* Applies the spec to r's handle (taken from t's pool here: r owns it from then on, r_close gives
+ * it back). Returns 0 or raises. */
+static int apply_spec(lua_State *L, ds_request *r, ds_transport *t, const ds_spec *s) {
+  r->flight.easy = ds_transport_handle(t);
+  if (r->flight.easy == NULL) return luaL_error(L, "curl_easy_init failed");
   set_common(L, r);
-  SETOPT(CURLOPT_URL, url);
+  SETOPT(CURLOPT_URL, s->url);
   if (r->send_headers != NULL) SETOPT(CURLOPT_HTTPHEADER, r->send_headers);
-  if (agent != NULL) SETOPT(CURLOPT_USERAGENT, agent);
-  if (ca_file != NULL) SETOPT(CURLOPT_CAINFO, ca_file);  /* a private CA: verified, not skipped */
-  if (ca_path != NULL) SETOPT(CURLOPT_CAPATH, ca_path);
-  if (timeout_ms > 0) SETOPT(CURLOPT_TIMEOUT_MS, timeout_ms);
-  if (connect_ms > 0) SETOPT(CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
+  if (s->agent != NULL) SETOPT(CURLOPT_USERAGENT, s->agent);
+  if (s->ca_file != NULL) SETOPT(CURLOPT_CAINFO, s->ca_file);  /* a private CA: verified, not skipped */
+  if (s->ca_path != NULL) SETOPT(CURLOPT_CAPATH, s->ca_path);
+  if (s->timeout_ms > 0) SETOPT(CURLOPT_TIMEOUT_MS, s->timeout_ms);
+  if (s->connect_ms > 0) SETOPT(CURLOPT_CONNECTTIMEOUT_MS, s->connect_ms);
   /* The cap is for bodies kept in memory; a body written to a file (a video) has max_output. A
    * Content-Length over either ends the transfer before a byte is kept. */
-  if (max_body > 0 && r->out_fd < 0) SETOPT(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)max_body);
+  if (s->max_body > 0 && r->out_fd < 0) SETOPT(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)s->max_body);
   if (r->max_out > 0) SETOPT(CURLOPT_MAXFILESIZE_LARGE, r->max_out);
   if (r->progress) {
     SETOPT(CURLOPT_XFERINFOFUNCTION, on_progress);
     SETOPT(CURLOPT_XFERINFODATA, (void *)r);
     SETOPT(CURLOPT_NOPROGRESS, 0L);
   }
-  if (!post) {
-    SETOPT(CURLOPT_HTTPGET, 1L);
-  } else if (!lua_isnil(L, F_FORM)) {
-    CURLcode rc = ds_form_build(L, F_FORM, r->easy, &r->form, &r->in_errno);
-    if (rc != CURLE_OK) return setopt_failed(L, "CURLOPT_MIMEPOST", rc);
-    SETOPT(CURLOPT_MIMEPOST, r->form);
-  } else if (body != NULL && lua_toboolean(L, F_ONCE)) {
-    if (ds_buffer_append(&r->once_body, body, body_len) != DS_BUF_OK)
-      return luaL_error(L, "not enough memory");
-    SETOPT(CURLOPT_POST, 1L);
-    SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
-    SETOPT(CURLOPT_READFUNCTION, on_read);
-    SETOPT(CURLOPT_READDATA, (void *)r);
-    SETOPT(CURLOPT_SEEKFUNCTION, on_seek);
-    SETOPT(CURLOPT_SEEKDATA, (void *)r);
-  } else if (body != NULL) {
-    SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
-    SETOPT(CURLOPT_COPYPOSTFIELDS, body);  /* copied: the Lua string may go */
-  } else {
-    SETOPT(CURLOPT_POSTFIELDSIZE, 0L);     /* sends Content-Length: 0 */
-    SETOPT(CURLOPT_POSTFIELDS, "");
-  }
+  return set_body(L, r, s);
+}
 
-  ds_transport_add(L, t, 1, r);
+/* T:request(spec): reads and checks the whole spec first, then builds the request in safe state,
+ * takes its resources, sets its options, and puts it in flight. */
+int ds_request_new(lua_State *L) {
+  ds_transport *t = (ds_transport *)luaL_checkudata(L, 1, DS_TRANSPORT_MT);
+  ds_spec spec;
+  ds_request *r;
+  read_spec(L, &spec);
+  r = push_request(L, &spec);
+  open_output(L, r, &spec);
+  build_headers(L, r, t, &spec);
+  apply_spec(L, r, t, &spec);
+  ds_transport_add(L, t, 1, &r->flight);
+  r->state = DS_REQ_PENDING;
   return 1;
 }
 
 /* ---- completion */
 
-void ds_request_settle(ds_request *r, CURLcode code, const char *reason) {
+/* The outcome of a transfer libcurl ended with code (not aborted by us); clears r->sent when the
+ * request cannot have gone out. */
+static int outcome_of(ds_request *r, CURLcode code, long request_size) {
+  switch (code) {
+    case CURLE_OK: return DS_OUTCOME_OK;
+    case CURLE_OPERATION_TIMEDOUT:
+      r->sent = request_size > 0;  /* 0: timed out before the request went out */
+      return DS_OUTCOME_TIMEOUT;
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY: r->sent = 0; return DS_OUTCOME_RESOLVE;
+    case CURLE_COULDNT_CONNECT: r->sent = 0; return DS_OUTCOME_CONNECT;
+    case CURLE_SEND_ERROR: return DS_OUTCOME_SEND;
+    case CURLE_SEND_FAIL_REWIND:  /* once: the answer never came, and it is not sent twice */
+    case CURLE_RECV_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_PARTIAL_FILE: return DS_OUTCOME_RECV;
+    case CURLE_FILESIZE_EXCEEDED: return DS_OUTCOME_TOO_LARGE;  /* Content-Length over the cap */
+    case CURLE_WRITE_ERROR:
+      return r->refused == DS_REFUSED_BODY || r->refused == DS_REFUSED_HEADERS ||
+             r->refused == DS_REFUSED_OUTPUT ? DS_OUTCOME_TOO_LARGE
+             : r->refused == DS_REFUSED_WRITE ? DS_OUTCOME_WRITE : DS_OUTCOME_OTHER;
+    default: return DS_OUTCOME_OTHER;
+  }
+}
+
+/* The request a flight is part of. */
+static ds_request *of_flight(ds_flight *f) {
+  return (ds_request *)(void *)((char *)f - offsetof(ds_request, flight));
+}
+
+/* flight.settle: records the outcome of the transfer (reason non-NULL: aborted) and marks it
+ * done. The transport calls it once the handle is out of the multi. */
+static void settle(ds_flight *f, CURLcode code, const char *reason) {
+  ds_request *r = of_flight(f);
   long status = 0, connects = 0, request_size = 0;
   double total = 0;
-  curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
-  curl_easy_getinfo(r->easy, CURLINFO_NUM_CONNECTS, &connects);
-  curl_easy_getinfo(r->easy, CURLINFO_TOTAL_TIME, &total);
-  curl_easy_getinfo(r->easy, CURLINFO_REQUEST_SIZE, &request_size);
+  curl_easy_getinfo(r->flight.easy, CURLINFO_RESPONSE_CODE, &status);
+  curl_easy_getinfo(r->flight.easy, CURLINFO_NUM_CONNECTS, &connects);
+  curl_easy_getinfo(r->flight.easy, CURLINFO_TOTAL_TIME, &total);
+  curl_easy_getinfo(r->flight.easy, CURLINFO_REQUEST_SIZE, &request_size);
   r->code = code;
   r->reason = reason;
   r->status = status;
   r->connects = connects;
   r->total_time = total;
   r->sent = 1;
-  if (reason != NULL) r->kind = DS_KIND_ABORTED;
-  else switch (code) {
-    case CURLE_OK: r->kind = DS_KIND_OK; break;
-    case CURLE_OPERATION_TIMEDOUT:
-      r->kind = DS_KIND_TIMEOUT;
-      r->sent = request_size > 0;  /* 0: timed out before the request went out */
-      break;
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_RESOLVE_PROXY: r->kind = DS_KIND_RESOLVE; r->sent = 0; break;
-    case CURLE_COULDNT_CONNECT: r->kind = DS_KIND_CONNECT; r->sent = 0; break;
-    case CURLE_SEND_ERROR: r->kind = DS_KIND_SEND; break;
-    case CURLE_SEND_FAIL_REWIND:  /* once: the answer never came, and it is not sent twice */
-    case CURLE_RECV_ERROR:
-    case CURLE_GOT_NOTHING:
-    case CURLE_PARTIAL_FILE: r->kind = DS_KIND_RECV; break;
-    case CURLE_FILESIZE_EXCEEDED: r->kind = DS_KIND_TOO_LARGE; break;  /* Content-Length over the cap */
-    case CURLE_WRITE_ERROR:
-      r->kind = r->refused == DS_REFUSED_BODY || r->refused == DS_REFUSED_HEADERS ||
-                r->refused == DS_REFUSED_OUTPUT ? DS_KIND_TOO_LARGE
-                : r->refused == DS_REFUSED_WRITE ? DS_KIND_WRITE : DS_KIND_OTHER;
-      break;
-    default: r->kind = DS_KIND_OTHER; break;
-  }
+  r->outcome = reason != NULL ? DS_OUTCOME_ABORTED : outcome_of(r, code, request_size);
   /* A `once` body (a submit's) that on_read never handed out never left: whatever failed, the
    * request cannot have been acted on (a server cannot act on a POST without its body). */
-  if (r->once_body.len > 0 && r->once_off == 0 && r->kind != DS_KIND_OK) r->sent = 0;
+  if (r->once_body.len > 0 && r->once_off == 0 && r->outcome != DS_OUTCOME_OK) r->sent = 0;
   if (r->in_errno != 0 && reason == NULL) {  /* the form's file failed its check: not the network */
     r->refused = DS_REFUSED_READ;
-    r->kind = DS_KIND_READ;
+    r->outcome = DS_OUTCOME_READ;
   }
   if (r->out_fd >= 0) {
-    if (close(r->out_fd) != 0 && errno != EINTR && r->kind == DS_KIND_OK) {  /* a late write error */
+    if (close(r->out_fd) != 0 && errno != EINTR && r->outcome == DS_OUTCOME_OK) {  /* a late write error */
       r->out_errno = errno;
       r->refused = DS_REFUSED_WRITE;
       r->code = CURLE_WRITE_ERROR;
-      r->kind = DS_KIND_WRITE;
+      r->outcome = DS_OUTCOME_WRITE;
     }
     r->out_fd = -1;
   }
   r->state = DS_REQ_DONE;
   ds_buffer_free(&r->once_body);  /* sent, or never to be sent again */
-  if (r->kind != DS_KIND_OK) {  /* a failed response is never shown: free it now */
+  if (r->outcome != DS_OUTCOME_OK) {  /* a failed response is never shown: free it now */
     ds_buffer_free(&r->body);
     ds_buffer_free(&r->head);
   }
@@ -588,54 +658,57 @@ static void push_response(lua_State *L, ds_request *r) {
   lua_setfield(L, -2, "written");
 }
 
-static void push_error(lua_State *L, ds_request *r) {
+/* Why libcurl's write callbacks refused the transfer, in words, into detail (n bytes); the
+ * library's error buffer when nothing was refused. */
+static void describe_refusal(const ds_request *r, char *detail, size_t n) {
+  switch (r->refused) {
+    case DS_REFUSED_BODY:
+      snprintf(detail, n, "response body larger than max_body (%lu bytes)", (unsigned long)r->body.max);
+      break;
+    case DS_REFUSED_HEADERS:
+      snprintf(detail, n, "response headers larger than %lu bytes", (unsigned long)r->head.max);
+      break;
+    case DS_REFUSED_NOMEM: snprintf(detail, n, "not enough memory for the response"); break;
+    case DS_REFUSED_RESEND:
+      snprintf(detail, n, "the connection closed before an answer; the request is not sent twice");
+      break;
+    case DS_REFUSED_WRITE:
+      snprintf(detail, n, "writing the output file failed: %s", strerror(r->out_errno));
+      break;
+    case DS_REFUSED_OUTPUT:
+      snprintf(detail, n, "the body is larger than max_output (%lld bytes)", (long long)r->max_out);
+      break;
+    case DS_REFUSED_READ:
+      if (r->in_errno < 0) snprintf(detail, n, "the file to upload changed after it was checked");
+      else snprintf(detail, n, "the file to upload could not be read: %s", strerror(r->in_errno));
+      break;
+    default: snprintf(detail, n, "%s", r->errbuf);
+  }
+}
+
+/* The failure's message: the reason it was aborted, else libcurl's words and the detail. */
+static void push_message(lua_State *L, const ds_request *r) {
   char detail[CURL_ERROR_SIZE + 64];
   size_t n;
-  lua_createtable(L, 0, 5);
-  lua_pushstring(L, kind_names[r->kind]);
-  lua_setfield(L, -2, "kind");
-  if (r->kind == DS_KIND_ABORTED) {
+  if (r->outcome == DS_OUTCOME_ABORTED) {
     lua_pushstring(L, r->reason);
-  } else {
-    switch (r->refused) {
-      case DS_REFUSED_BODY:
-        snprintf(detail, sizeof detail, "response body larger than max_body (%lu bytes)",
-                 (unsigned long)r->body.max);
-        break;
-      case DS_REFUSED_HEADERS:
-        snprintf(detail, sizeof detail, "response headers larger than %lu bytes",
-                 (unsigned long)r->head.max);
-        break;
-      case DS_REFUSED_NOMEM:
-        snprintf(detail, sizeof detail, "not enough memory for the response");
-        break;
-      case DS_REFUSED_RESEND:
-        snprintf(detail, sizeof detail,
-                 "the connection closed before an answer; the request is not sent twice");
-        break;
-      case DS_REFUSED_WRITE:
-        snprintf(detail, sizeof detail, "writing the output file failed: %s", strerror(r->out_errno));
-        break;
-      case DS_REFUSED_OUTPUT:
-        snprintf(detail, sizeof detail, "the body is larger than max_output (%lld bytes)",
-                 (long long)r->max_out);
-        break;
-      case DS_REFUSED_READ:
-        if (r->in_errno < 0)
-          snprintf(detail, sizeof detail, "the file to upload changed after it was checked");
-        else
-          snprintf(detail, sizeof detail, "the file to upload could not be read: %s",
-                   strerror(r->in_errno));
-        break;
-      default:
-        snprintf(detail, sizeof detail, "%s", r->errbuf);
-    }
-    n = strlen(detail);
-    while (n > 0 && (detail[n - 1] == '\n' || detail[n - 1] == '\r' || detail[n - 1] == ' '))
-      detail[--n] = '\0';
-    if (n > 0) lua_pushfstring(L, "%s: %s", curl_easy_strerror(r->code), detail);
-    else lua_pushstring(L, curl_easy_strerror(r->code));
+    return;
   }
+  describe_refusal(r, detail, sizeof detail);
+  n = strlen(detail);
+  while (n > 0 && (detail[n - 1] == '\n' || detail[n - 1] == '\r' || detail[n - 1] == ' '))
+    detail[--n] = '\0';
+  if (n > 0) lua_pushfstring(L, "%s: %s", curl_easy_strerror(r->code), detail);
+  else lua_pushstring(L, curl_easy_strerror(r->code));
+}
+
+static void push_error(lua_State *L, ds_request *r) {
+  lua_createtable(L, 0, 6);
+  lua_pushstring(L, outcome_names[r->outcome]);
+  lua_setfield(L, -2, "outcome");
+  lua_pushstring(L, outcome_names[r->outcome]);
+  lua_setfield(L, -2, "kind");  /* TODO(lead): drop once the Lua layer reads outcome */
+  push_message(L, r);
   lua_setfield(L, -2, "message");
   lua_pushinteger(L, (lua_Integer)r->code);
   lua_setfield(L, -2, "curl_code");
@@ -654,7 +727,7 @@ static int r_response(lua_State *L) {
   ds_request *r = check_open(L);
   lua_pushnil(L);
   if (r->state != DS_REQ_DONE) return 1;
-  if (r->kind == DS_KIND_OK) {
+  if (r->outcome == DS_OUTCOME_OK) {
     lua_pop(L, 1);
     push_response(L, r);
     return 1;
@@ -682,7 +755,7 @@ static int r_progress(lua_State *L) {
 
 static int r_cancel(lua_State *L) {
   ds_request *r = (ds_request *)luaL_checkudata(L, 1, DS_REQUEST_MT);
-  ds_transport_cancel(L, r, 1, "request cancelled");
+  ds_transport_cancel(L, &r->flight, 1, "request cancelled");
   return 0;
 }
 
@@ -690,9 +763,9 @@ static int r_cancel(lua_State *L) {
 static int r_close(lua_State *L) {
   ds_request *r = (ds_request *)luaL_checkudata(L, 1, DS_REQUEST_MT);
   if (r->state == DS_REQ_CLOSED) return 0;
-  ds_transport_cancel(L, r, 1, "request closed");  /* only if in flight */
-  if (r->easy != NULL) ds_transport_release(L, 1, r->easy);  /* to the pool, or cleaned up */
-  r->easy = NULL;
+  ds_transport_cancel(L, &r->flight, 1, "request closed");  /* only if in flight */
+  if (r->flight.easy != NULL) ds_transport_release(L, 1, r->flight.easy);  /* to the pool, or cleaned up */
+  r->flight.easy = NULL;
   curl_slist_free_all(r->send_headers);
   r->send_headers = NULL;
   curl_mime_free(r->form);  /* after the handle: reset or cleaned up, it no longer points here */
@@ -711,10 +784,10 @@ static int r_tostring(lua_State *L) {
   switch (r->state) {
     case DS_REQ_CLOSED: lua_pushliteral(L, DS_REQUEST_MT " (closed)"); break;
     case DS_REQ_DONE:
-      if (r->kind == DS_KIND_OK)
+      if (r->outcome == DS_OUTCOME_OK)
         lua_pushfstring(L, DS_REQUEST_MT " (%s, done %d)", r->where, (int)r->status);
       else
-        lua_pushfstring(L, DS_REQUEST_MT " (%s, failed %s)", r->where, kind_names[r->kind]);
+        lua_pushfstring(L, DS_REQUEST_MT " (%s, failed %s)", r->where, outcome_names[r->outcome]);
       break;
     default: lua_pushfstring(L, DS_REQUEST_MT " (%s, pending)", r->where); break;
   }

@@ -2,9 +2,11 @@
  * request.h -- the "dashscope.Request" userdata: one libcurl easy handle, the
  * header list sent with it, and the capped buffers the response lands in.
  *
- * request.c owns everything in struct ds_request except the three fields the
- * transport manages while the request is in flight (transport, prev, next),
- * which it only reads.
+ * request.c owns everything in struct ds_request except the three fields of its
+ * flight that the transport manages while the request is in flight
+ * (flight.transport, prev, next), which it only reads. The flight (transport.h)
+ * is all a transport knows of a request: request.c builds on transport.c, never
+ * the other way round.
  */
 #ifndef DS_REQUEST_H
 #define DS_REQUEST_H
@@ -16,13 +18,18 @@
 
 #include "buffer.h"
 #include "core.h"
+#include "transport.h"
+
+#pragma GCC visibility push(hidden)  /* internal to the module: core.h says why */
 
 enum { DS_REQ_NEW, DS_REQ_PENDING, DS_REQ_DONE, DS_REQ_CLOSED };
 
-/* Why a transfer ended: DS_KIND_OK when the HTTP exchange completed. */
+/* How a transfer ended (the failure table's "outcome"): DS_OUTCOME_OK when the HTTP exchange
+ * completed. */
 enum {
-  DS_KIND_OK, DS_KIND_TIMEOUT, DS_KIND_RESOLVE, DS_KIND_CONNECT, DS_KIND_SEND,
-  DS_KIND_RECV, DS_KIND_TOO_LARGE, DS_KIND_ABORTED, DS_KIND_OTHER, DS_KIND_WRITE, DS_KIND_READ
+  DS_OUTCOME_OK, DS_OUTCOME_TIMEOUT, DS_OUTCOME_RESOLVE, DS_OUTCOME_CONNECT, DS_OUTCOME_SEND,
+  DS_OUTCOME_RECV, DS_OUTCOME_TOO_LARGE, DS_OUTCOME_ABORTED, DS_OUTCOME_OTHER, DS_OUTCOME_WRITE,
+  DS_OUTCOME_READ
 };
 
 /* What a write callback had to refuse (it cannot raise, so it records). */
@@ -33,15 +40,13 @@ enum { DS_REFUSED_NONE, DS_REFUSED_BODY, DS_REFUSED_HEADERS, DS_REFUSED_NOMEM, D
 enum { DS_SINK_UNDECIDED, DS_SINK_FILE, DS_SINK_BUFFER };
 
 struct ds_request {
-  CURL *easy;                     /* owned; NULL until taken, and once closed (given back) */
+  /* flight.easy: owned; NULL until taken, and once closed (given back). flight.settle is
+   * request.c's. flight.transport, prev, next: managed by transport.c while in flight. */
+  ds_flight flight;
   struct curl_slist *send_headers;
   curl_mime *form;                /* owned; a multipart body, or NULL */
   int state;                      /* DS_REQ_* */
   int post;                       /* method: 1 POST, 0 GET */
-
-  /* managed by transport.c while in flight */
-  ds_transport *transport;        /* non-NULL only while in flight */
-  ds_request *prev, *next;
 
   /* response, filled by the callbacks */
   ds_buffer body;
@@ -59,13 +64,13 @@ struct ds_request {
   curl_off_t dl_now, dl_total, ul_now, ul_total;
 
   /* outcome, set once done */
-  int kind;                       /* DS_KIND_* */
+  int outcome;                    /* DS_OUTCOME_* */
   int sent;                       /* could the request have reached the server */
   CURLcode code;
   long status;
   long connects;                  /* CURLINFO_NUM_CONNECTS */
   double total_time;
-  const char *reason;             /* static text for kind "aborted" */
+  const char *reason;             /* static text for outcome "aborted" */
 
   char where[96];                 /* "GET http://host/path" for __tostring */
   char errbuf[CURL_ERROR_SIZE];
@@ -74,12 +79,11 @@ struct ds_request {
 /* Registers the metatable. */
 void ds_request_open(lua_State *L);
 
-/* T:request(spec): validates spec (arg 2), pushes the request userdata and
- * puts it in flight on t (the transport userdata is arg 1). Returns 1. */
-int ds_request_new(lua_State *L, ds_transport *t);
+/* T:request(spec), run by transport.c's T:request (ds_transport_open) with the
+ * transport, checked open, at 1: validates spec (arg 2), pushes the request
+ * userdata and puts it in flight. Returns 1. */
+int ds_request_new(lua_State *L);
 
-/* Records the outcome of r's transfer (reason non-NULL: aborted) and marks it
- * done. Called by the transport once r's handle is out of the multi. */
-void ds_request_settle(ds_request *r, CURLcode code, const char *reason);
+#pragma GCC visibility pop
 
 #endif

@@ -7,12 +7,13 @@
  * through here, so a server quoting the key back in any field shows it nowhere: not in
  * tostring(err), not in a result table, not in what the CLI prints.
  *
- * Why the care: a key is read through a transport's pointer, and a Lua allocation may run a
- * finalizer, which may be that transport's __gc wiping and freeing the key. So the key is only
- * read in stretches that allocate no Lua memory: the replacement is built in malloc'd memory,
- * owned meanwhile by a userdata box whose __gc frees it should pushing the result raise (out of
- * memory). Buffers that held text are wiped before they are freed, and no key ever becomes a Lua
- * string.
+ * Why the care: a key is read through a transport's pointer (the slot ds_scrub_remember was
+ * given, inside the transport's userdata, so valid as long as the set's entry), and a Lua
+ * allocation may run a finalizer, which may be that transport's __gc wiping and freeing the key.
+ * So the key is only read in stretches that allocate no Lua memory: the replacement is built in
+ * malloc'd memory, owned meanwhile by a userdata box whose __gc frees it should pushing the result
+ * raise (out of memory). Buffers that held text are wiped before they are freed, and no key ever
+ * becomes a Lua string.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -22,9 +23,9 @@
 
 #include "compat.h"
 #include "scrub.h"
-#include "transport.h"
 
-#define SECRETS "dashscope.secrets"  /* registry: weak-keyed set of transports holding a key */
+/* registry: weak-keyed, holder userdata (a transport) -> light userdata of its key's slot */
+#define SECRETS "dashscope.secrets"
 #define BOX_MT "dashscope.ScrubBuffer"
 #define MASK "<api-key>"
 
@@ -86,6 +87,15 @@ static int replace(const char *text, size_t len, const char *key, size_t klen, c
   return 1;
 }
 
+/* Pops the value lua_next pushed (a key's slot) and returns the key it holds, or NULL when there
+ * is none (not set yet, or wiped by the transport's close). */
+static const char *key_of(lua_State *L) {
+  char *const *slot = (char *const *)lua_touserdata(L, -1);
+  const char *key = slot != NULL ? *slot : NULL;
+  lua_pop(L, 1);
+  return key != NULL && key[0] != '\0' ? key : NULL;
+}
+
 /* Replaces every key of the set (at index set) in text, into b (owned by the box): 1 when one
  * occurred, 0 when none did, -1 when out of memory. Allocates no Lua memory: no finalizer can run
  * while a key is read. */
@@ -95,12 +105,11 @@ static int replace_all(lua_State *L, int set, const char *text, size_t len, box 
   int changed = 0;
   lua_pushnil(L);
   while (lua_next(L, set) != 0) {
-    const ds_transport *t = (const ds_transport *)lua_touserdata(L, -2);
-    lua_pop(L, 1);
-    if (t != NULL && t->secret != NULL && t->secret[0] != '\0') {
+    const char *key = key_of(L);
+    if (key != NULL) {
       char *out = NULL;
       size_t outlen = 0;
-      int r = replace(cur, curlen, t->secret, strlen(t->secret), &out, &outlen);
+      int r = replace(cur, curlen, key, strlen(key), &out, &outlen);
       if (r < 0) {
         lua_pop(L, 1);
         return -1;
@@ -122,10 +131,8 @@ static int replace_all(lua_State *L, int set, const char *text, size_t len, box 
 static int holds_key(lua_State *L, int set, const char *text, size_t len) {
   lua_pushnil(L);
   while (lua_next(L, set) != 0) {
-    const ds_transport *t = (const ds_transport *)lua_touserdata(L, -2);
-    lua_pop(L, 1);
-    if (t != NULL && t->secret != NULL && t->secret[0] != '\0' &&
-        find(text, text + len, t->secret, strlen(t->secret)) != NULL) {
+    const char *key = key_of(L);
+    if (key != NULL && find(text, text + len, key, strlen(key)) != NULL) {
       lua_pop(L, 1);
       return 1;
     }
@@ -233,7 +240,7 @@ static int l_scrub(lua_State *L) {
   return 1;
 }
 
-void ds_scrub_remember(lua_State *L, int tidx) {
+void ds_scrub_remember(lua_State *L, int tidx, char **secret) {
   tidx = ds_absindex(L, tidx);
   lua_getfield(L, LUA_REGISTRYINDEX, SECRETS);
   if (!lua_istable(L, -1)) {
@@ -247,7 +254,7 @@ void ds_scrub_remember(lua_State *L, int tidx) {
     lua_setfield(L, LUA_REGISTRYINDEX, SECRETS);
   }
   lua_pushvalue(L, tidx);
-  lua_pushboolean(L, 1);
+  lua_pushlightuserdata(L, (void *)secret);
   lua_rawset(L, -3);
   lua_pop(L, 1);
 }

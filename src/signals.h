@@ -10,7 +10,11 @@
 
 #include <lua.h>
 
+#pragma GCC visibility push(hidden)  /* internal to the module: core.h says why */
+
 /* Sets trap_signals and caught_signal in the table on top of the stack (the core table). */
 void ds_signals_open(lua_State *L);
+
+#pragma GCC visibility pop
 
 #endif

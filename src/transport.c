@@ -20,9 +20,9 @@
 #include <lua.h>
 #include <lauxlib.h>
 
+#include "class.h"
 #include "clock.h"
 #include "compat.h"
-#include "request.h"
 #include "scrub.h"
 #include "transport.h"
 #include "watch.h"
@@ -42,22 +42,22 @@ static ds_transport *check_open(lua_State *L) {
   return t;
 }
 
-/* anchor[r] = value on top (pops it): the transport's userdata is at tidx. */
-static void anchor(lua_State *L, int tidx, ds_request *r) {
+/* anchor[f] = value on top (pops it): the transport's userdata is at tidx. */
+static void anchor(lua_State *L, int tidx, ds_flight *f) {
   ds_getuservalue(L, tidx);
   if (!lua_istable(L, -1)) {  /* cannot happen: t_new sets it first */
     lua_pop(L, 2);
     return;
   }
-  lua_pushlightuserdata(L, (void *)r);
+  lua_pushlightuserdata(L, (void *)f);
   lua_pushvalue(L, -3);
   lua_rawset(L, -3);
   lua_pop(L, 2);
 }
 
-/* Once T:settled() has been called, appends r's userdata (anchored, so alive) to the list it
- * returns next: the caller learns what finished without asking every request it has in flight. */
-static void note_settled(lua_State *L, ds_transport *t, int tidx, ds_request *r) {
+/* Once T:settled() has been called, appends f's request userdata (anchored, so alive) to the list
+ * it returns next: the caller learns what finished without asking every request it has in flight. */
+static void note_settled(lua_State *L, ds_transport *t, int tidx, ds_flight *f) {
   if (!t->collect_settled) return;
   ds_getuservalue(L, tidx);                  /* anchor */
   lua_getfield(L, -1, "settled");            /* anchor, list or nil */
@@ -67,57 +67,58 @@ static void note_settled(lua_State *L, ds_transport *t, int tidx, ds_request *r)
     lua_pushvalue(L, -1);
     lua_setfield(L, -3, "settled");
   }
-  lua_pushlightuserdata(L, (void *)r);
+  lua_pushlightuserdata(L, (void *)f);
   lua_rawget(L, -3);                         /* anchor, list, request */
   lua_rawseti(L, -2, (int)ds_rawlen(L, -2) + 1);
   lua_pop(L, 2);
 }
 
-/* Takes r out of flight: its handle leaves the multi, its outcome is recorded
- * and the anchor that kept it alive is dropped (last: r may be garbage then).
- * Unless the transport is closing, r joins the list T:settled() returns. */
-static void settle(lua_State *L, ds_transport *t, int tidx, ds_request *r,
+/* Takes f out of flight: its handle leaves the multi, its request records the
+ * outcome, and the anchor that kept it alive is dropped (last: f may be garbage
+ * then). Unless the transport is closing, f joins the list T:settled() returns. */
+static void settle(lua_State *L, ds_transport *t, int tidx, ds_flight *f,
                    CURLcode code, const char *reason) {
-  curl_multi_remove_handle(t->multi, r->easy);
-  if (r->prev) r->prev->next = r->next;
-  else t->inflight = r->next;
-  if (r->next) r->next->prev = r->prev;
-  r->prev = r->next = NULL;
-  r->transport = NULL;
+  long connects = 0;
+  curl_multi_remove_handle(t->multi, f->easy);
+  if (f->prev) f->prev->next = f->next;
+  else t->inflight = f->next;
+  if (f->next) f->next->prev = f->prev;
+  f->prev = f->next = NULL;
+  f->transport = NULL;
   t->pending--;
-  ds_request_settle(r, code, reason);
-  t->connections += r->connects;
-  if (t->multi != NULL && !t->closing) note_settled(L, t, tidx, r);
+  curl_easy_getinfo(f->easy, CURLINFO_NUM_CONNECTS, &connects);
+  t->connections += connects;
+  f->settle(f, code, reason);
+  if (t->multi != NULL && !t->closing) note_settled(L, t, tidx, f);
   lua_pushnil(L);
-  anchor(L, tidx, r);
+  anchor(L, tidx, f);
 }
 
-void ds_transport_add(lua_State *L, ds_transport *t, int tidx, ds_request *r) {
+void ds_transport_add(lua_State *L, ds_transport *t, int tidx, ds_flight *f) {
   CURLMcode mc;
   tidx = ds_absindex(L, tidx);
   lua_pushvalue(L, -1);
-  anchor(L, tidx, r);
-  mc = curl_multi_add_handle(t->multi, r->easy);
+  anchor(L, tidx, f);
+  mc = curl_multi_add_handle(t->multi, f->easy);
   if (mc != CURLM_OK) {
     lua_pushnil(L);
-    anchor(L, tidx, r);
+    anchor(L, tidx, f);
     luaL_error(L, "curl_multi_add_handle: %s", curl_multi_strerror(mc));
     return;
   }
-  r->transport = t;
-  r->prev = NULL;
-  r->next = t->inflight;
-  if (t->inflight) t->inflight->prev = r;
-  t->inflight = r;
-  r->state = DS_REQ_PENDING;
+  f->transport = t;
+  f->prev = NULL;
+  f->next = t->inflight;
+  if (t->inflight) t->inflight->prev = f;
+  t->inflight = f;
   t->pending++;
   t->started++;
 }
 
-void ds_transport_cancel(lua_State *L, ds_request *r, int ridx, const char *reason) {
-  if (r->state != DS_REQ_PENDING || r->transport == NULL) return;
+void ds_transport_cancel(lua_State *L, ds_flight *f, int ridx, const char *reason) {
+  if (f->transport == NULL) return;  /* not in flight */
   ds_getuservalue(L, ridx);  /* the transport's userdata */
-  settle(L, r->transport, lua_gettop(L), r, CURLE_ABORTED_BY_CALLBACK, reason);
+  settle(L, f->transport, lua_gettop(L), f, CURLE_ABORTED_BY_CALLBACK, reason);
   lua_pop(L, 1);
 }
 
@@ -175,7 +176,7 @@ static int t_set_credential(lua_State *L) {
   wipe(&t->secret);
   t->credential = h;
   t->secret = k;
-  ds_scrub_remember(L, 1);  /* core.scrub hides it too, in every error and answer */
+  ds_scrub_remember(L, 1, &t->secret);  /* core.scrub hides it too, in every error and answer */
   return 0;
 }
 
@@ -290,9 +291,13 @@ static int t_new(lua_State *L) {
   return 1;
 }
 
+/* T:request(spec): a request in flight on T. It is made by the constructor ds_transport_open was
+ * given (request.c's), this method's upvalue, called in this frame so that its misuse errors name
+ * T:request's arguments. */
 static int t_request(lua_State *L) {
-  ds_transport *t = check_open(L);
-  return ds_request_new(L, t);
+  lua_CFunction new_request = lua_tocfunction(L, lua_upvalueindex(1));
+  check_open(L);
+  return new_request(L);
 }
 
 /* One curl_multi_socket_action; raises (after libcurl has returned) when it failed. */
@@ -323,12 +328,12 @@ static int finish(lua_State *L, ds_transport *t) {
     CURL *easy = msg->easy_handle;
     CURLcode code = msg->data.result;
     char *priv = NULL;
-    ds_request *r;
+    ds_flight *f;
     if (msg->msg != CURLMSG_DONE) continue;
     curl_easy_getinfo(easy, CURLINFO_PRIVATE, &priv);
-    r = (ds_request *)(void *)priv;
-    if (r != NULL && r->easy == easy && r->transport == t)
-      settle(L, t, 1, r, code, NULL);  /* msg is invalid from here on */
+    f = (ds_flight *)(void *)priv;
+    if (f != NULL && f->easy == easy && f->transport == t)
+      settle(L, t, 1, f, code, NULL);  /* msg is invalid from here on */
   }
   lua_pushinteger(L, t->pending);
   due = ds_watch_remaining(&t->watch);
@@ -493,8 +498,8 @@ static int t_tostring(lua_State *L) {
   return 1;
 }
 
+/* And "request" (t_request, with its constructor: ds_transport_open). */
 static const luaL_Reg t_methods[] = {
-  {"request", t_request},
   {"perform", t_perform},
   {"wait", t_wait},
   {"sockets", t_sockets},
@@ -517,9 +522,14 @@ static const luaL_Reg t_meta[] = {
   {NULL, NULL}
 };
 
-void ds_transport_open(lua_State *L) {
+void ds_transport_open(lua_State *L, lua_CFunction new_request) {
   ds_class(L, DS_TRANSPORT_MT, t_meta, t_methods);
+  luaL_getmetatable(L, DS_TRANSPORT_MT);
+  lua_getfield(L, -1, "__index");
+  lua_pushcfunction(L, new_request);
+  lua_pushcclosure(L, t_request, 1);
+  lua_setfield(L, -2, "request");
+  lua_pop(L, 2);
   lua_pushcfunction(L, t_new);
   lua_setfield(L, -2, "new_transport");
-  ds_scrub_open(L);
 }

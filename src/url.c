@@ -20,6 +20,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "class.h"
 #include "compat.h"
 #include "core.h"
 #include "url.h"

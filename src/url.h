@@ -9,7 +9,11 @@
 
 #include <lua.h>
 
+#pragma GCC visibility push(hidden)  /* internal to the module: core.h says why */
+
 /* Adds parse_url and getdate to the table on top of the stack (the core table). */
 void ds_url_open(lua_State *L);
+
+#pragma GCC visibility pop
 
 #endif

@@ -18,6 +18,8 @@
 #include <curl/curl.h>
 #include <lua.h>
 
+#pragma GCC visibility push(hidden)  /* internal to the module: core.h says why */
+
 typedef struct ds_watch {
   /* poll(2)'s own array, so wait() hands it over as it is. A slot whose fd is
    * -1 is free (poll skips it); slots never move while libcurl runs, only
@@ -54,5 +56,7 @@ double ds_watch_remaining(const ds_watch *w);
 
 /* "r", "w" or "rw" for a slot's poll events. */
 const char *ds_watch_mode(short events);
+
+#pragma GCC visibility pop
 
 #endif

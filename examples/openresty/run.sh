@@ -5,8 +5,8 @@
 #   curl 'http://127.0.0.1:8080/job?image_url=https://...&audio_url=https://...'
 #
 # Lays out a prefix (PREFIX, default a new temp directory): conf/nginx.conf filled in from the
-# template, lua/handler.lua, lua/dashscope.so and lua/dashscope/*.lua from the LuaJIT build
-# (BUILD, default build/luajit: `make LUA_VERSION=luajit`), logs/ and tmp/. Everything is made
+# template, lua/handler.lua, lua/dashscope.lua, lua/dashscope/core.so and lua/dashscope/*.lua from
+# the LuaJIT build (BUILD, default build/luajit: `make LUA_VERSION=luajit`), logs/ and tmp/. Everything is made
 # world-readable, since nginx's workers run as `nobody` when it is started as root. Then it execs
 # nginx, so the caller's $! is nginx's master process. JOB_RATE (default 2r/s) and JOB_BURST
 # (default 10) set how many jobs one client address may submit (nginx limit_req).
@@ -19,7 +19,7 @@ job_rate=${JOB_RATE:-2r/s}
 job_burst=${JOB_BURST:-10}
 prefix=${PREFIX:-$(mktemp -d "${TMPDIR:-/tmp}/dashscope-openresty.XXXXXX")}
 
-if [ ! -f "$build/dashscope.so" ]; then
+if [ ! -f "$build/dashscope/core.so" ]; then
     echo "run.sh: no LuaJIT build in $build: run 'make LUA_VERSION=luajit' first (or set BUILD)" >&2
     exit 1
 fi
@@ -31,7 +31,8 @@ cjson=$(dpkg -L lua-cjson 2>/dev/null | grep '/lua/5\.1/cjson\.so$' | head -n 1)
 cjson_dir=$(dirname "${cjson:-/usr/lib/x86_64-linux-gnu/lua/5.1/x}")
 
 mkdir -p "$prefix/conf" "$prefix/lua/dashscope" "$prefix/logs" "$prefix/tmp"
-cp "$build/dashscope.so" "$prefix/lua/"
+cp "$build/dashscope.lua" "$prefix/lua/"
+cp "$build/dashscope/core.so" "$prefix/lua/dashscope/"
 cp "$build"/dashscope/*.lua "$prefix/lua/dashscope/"
 cp "$here/handler.lua" "$prefix/lua/"
 sed -e "s|@PREFIX@|$prefix|g" -e "s|@PORT@|$port|g" -e "s|@MODULES@|$modules|g" \

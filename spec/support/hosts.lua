@@ -36,9 +36,9 @@ function hosts.luajit_build()
     return nil, "runs under LuaJIT only, whose build nvim and nginx load (make test TEST_LUAS=luajit, "
       .. "or DASHSCOPE_LUAJIT_BUILD=build/luajit)"
   end
-  local so = package.searchpath("dashscope", package.cpath)
-  if not so then return nil, "no dashscope.so on package.cpath" end
-  return so:match("^(.*)/[^/]*$") or "."
+  local so = package.searchpath("dashscope.core", package.cpath)
+  if not so then return nil, "no dashscope/core.so on package.cpath" end
+  return so:match("^(.*)/dashscope/core%.so$") or "."
 end
 
 return hosts

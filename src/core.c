@@ -1,11 +1,11 @@
 /*
- * module.c -- luaopen_dashscope, the one exported symbol.
+ * core.c -- luaopen_dashscope_core, the one exported symbol: require "dashscope.core".
  *
- * Owns process-wide setup (curl_global_init, once) and the "dashscope.core"
- * table: VERSION, curl_version, new_transport, now, wallclock, rusage (clock.c), isatty, the
- * local-file functions of fs.c, parse_url and getdate (url.c), and trap_signals and caught_signal
- * (signals.c, for the CLI only). The public
- * module table is built by the Lua layer (dashscope.client), whose result is returned.
+ * Owns process-wide setup (curl_global_init, once) and the table "dashscope.core" returns:
+ * VERSION, curl_version, isatty (here); new_transport and scrub (transport.c, scrub.c); now,
+ * wallclock, rusage (clock.c); the local-file functions of fs.c; parse_url and getdate (url.c);
+ * trap_signals and caught_signal (signals.c, for the CLI only). It only opens those parts and
+ * requires nothing from Lua: the public module is dashscope.lua, a Lua module over this one.
  */
 #include <unistd.h>
 
@@ -14,10 +14,10 @@
 #include <lauxlib.h>
 
 #include "clock.h"
-#include "compat.h"
 #include "core.h"
 #include "fs.h"
 #include "request.h"
+#include "scrub.h"
 #include "signals.h"
 #include "transport.h"
 #include "url.h"
@@ -27,15 +27,6 @@
  * call is harmless; libcurl is never cleaned up, as other states may still use it. */
 static int curl_ready = 0;
 
-void ds_class(lua_State *L, const char *name, const luaL_Reg *meta, const luaL_Reg *methods) {
-  luaL_newmetatable(L, name);
-  ds_setfuncs(L, meta, 0);
-  lua_newtable(L);
-  ds_setfuncs(L, methods, 0);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
-}
-
 /* core.isatty(fd): whether fd is a terminal (the CLI draws a live status line only then). */
 static int l_isatty(lua_State *L) {
   lua_Integer fd = luaL_checkinteger(L, 1);
@@ -43,39 +34,31 @@ static int l_isatty(lua_State *L) {
   return 1;
 }
 
-DS_API int luaopen_dashscope(lua_State *L) {
+static void set_function(lua_State *L, const char *name, lua_CFunction f) {
+  lua_pushcfunction(L, f);
+  lua_setfield(L, -2, name);
+}
+
+DS_API int luaopen_dashscope_core(lua_State *L) {
   if (!curl_ready) {
     CURLcode rc = curl_global_init(CURL_GLOBAL_DEFAULT);
     if (rc != CURLE_OK) return luaL_error(L, "curl_global_init: %s", curl_easy_strerror(rc));
     curl_ready = 1;
   }
-
-  lua_createtable(L, 0, 8);
+  lua_createtable(L, 0, 24);
   ds_request_open(L);
-  ds_transport_open(L);
+  ds_transport_open(L, ds_request_new);  /* T:request makes requests with request.c's constructor */
+  ds_scrub_open(L);    /* scrub: hides the keys transports hold */
   ds_fs_open(L);       /* file_check, create_new, place, ...: see fs.h */
   ds_url_open(L);      /* parse_url, getdate */
   ds_signals_open(L);  /* trap_signals, caught_signal: for the CLI only */
-  lua_pushcfunction(L, ds_clock_lnow);
-  lua_setfield(L, -2, "now");
-  lua_pushcfunction(L, ds_clock_lwallclock);
-  lua_setfield(L, -2, "wallclock");
-  lua_pushcfunction(L, ds_clock_lrusage);
-  lua_setfield(L, -2, "rusage");
-  lua_pushcfunction(L, l_isatty);
-  lua_setfield(L, -2, "isatty");
+  set_function(L, "now", ds_clock_lnow);
+  set_function(L, "wallclock", ds_clock_lwallclock);
+  set_function(L, "rusage", ds_clock_lrusage);
+  set_function(L, "isatty", l_isatty);
   lua_pushliteral(L, DS_VERSION);
   lua_setfield(L, -2, "VERSION");
   lua_pushstring(L, curl_version());
   lua_setfield(L, -2, "curl_version");
-
-  ds_getloaded(L);
-  lua_pushvalue(L, -2);
-  lua_setfield(L, -2, "dashscope.core");
-  lua_pop(L, 2);
-
-  lua_getglobal(L, "require");
-  lua_pushliteral(L, "dashscope.client");
-  lua_call(L, 1, 1);
   return 1;
 }
