@@ -1,6 +1,7 @@
 # lua-dashscope: build, install, demo and test.
 #
-#   make            build into build/, laid out as installed (build/dashscope.so, build/dashscope/*.lua)
+#   make            build into build/, laid out as installed (build/dashscope.lua, the entry, over the C
+#                   core build/dashscope.so (dashscope.core), and build/dashscope/*.lua)
 #   make demo       install what is missing (apt-get), build, run one job of each model on the local server
 #   make test       install what is missing, then for each interpreter of TEST_LUAS (Lua 5.4, 5.3, 5.1 and
 #                   LuaJIT): build it and run the whole busted suite against its own local server
@@ -54,7 +55,7 @@ CC      ?= cc
 CFLAGS  ?= -O2 -g
 WARN    ?= -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith -Wcast-qual
 LIBFLAG ?= -shared
-# Only luaopen_dashscope is exported (DS_API in the sources); everything else stays hidden.
+# Only luaopen_dashscope_core is exported (DS_API in the sources); everything else stays hidden.
 ALL_CFLAGS  = -std=c99 -D_POSIX_C_SOURCE=200809L -fPIC -fvisibility=hidden $(WARN) $(CFLAGS) $(LUA_CFLAGS) $(CURL_CFLAGS)
 ALL_LDFLAGS = $(LIBFLAG) $(LDFLAGS)
 
@@ -78,7 +79,7 @@ LINT_PKGS = lua-check cppcheck clang-tidy
 LINT_CFLAGS = -std=c99 -D_POSIX_C_SOURCE=200809L $(LUA_CFLAGS) $(CURL_CFLAGS)
 lint:
 	@sh scripts/deps.sh $(call quote,$(BUILD_PKGS) $(call lua_pkgs,$(LUA_VERSION)) $(LINT_PKGS))
-	luacheck --no-color -q src/dashscope spec examples bench scripts types bin/dashscope
+	luacheck --no-color -q src/dashscope.lua src/dashscope spec examples bench scripts types bin/dashscope
 	cppcheck --quiet --error-exitcode=1 --enable=warning,style,performance,portability --std=c99 \
 	  --inline-suppr --suppressions-list=.cppcheck-suppressions -Isrc src/*.c
 	clang-tidy --quiet $(C_SRC) -- $(LINT_CFLAGS) -w
@@ -90,7 +91,7 @@ docs: all
 
 .PHONY: docs all install uninstall clean deps deps-test demo test test-one check valgrind valgrind-run bench lint
 
-all: $(BUILD)/dashscope.so $(LUA_OUT)
+all: $(BUILD)/dashscope.lua $(BUILD)/dashscope.so $(LUA_OUT)
 
 $(BUILD)/dashscope.so: $(OBJ)
 	$(CC) $(ALL_LDFLAGS) -o $@ $(OBJ) $(CURL_LIBS)
@@ -98,6 +99,10 @@ $(BUILD)/dashscope.so: $(OBJ)
 $(BUILD)/obj/%.o: src/%.c $(C_HDR) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/dashscope.lua: src/dashscope.lua
+	@mkdir -p $(dir $@)
+	cp $< $@
 
 $(BUILD)/dashscope/%.lua: src/dashscope/%.lua
 	@mkdir -p $(dir $@)
@@ -109,6 +114,7 @@ install: all
 	install -d $(DESTDIR)$(LUA_CMOD) $(DESTDIR)$(LUA_LMOD)/dashscope $(DESTDIR)$(BINDIR) \
 	  $(DESTDIR)$(TYPESDIR)/dashscope
 	install -m 0755 $(BUILD)/dashscope.so $(DESTDIR)$(LUA_CMOD)/dashscope.so
+	install -m 0644 $(BUILD)/dashscope.lua $(DESTDIR)$(LUA_LMOD)/
 	install -m 0644 $(LUA_OUT) $(DESTDIR)$(LUA_LMOD)/dashscope/
 	sed '1s|.*|#!/usr/bin/env $(LUA)|' bin/dashscope > $(DESTDIR)$(BINDIR)/dashscope
 	chmod 0755 $(DESTDIR)$(BINDIR)/dashscope
@@ -117,7 +123,7 @@ install: all
 
 uninstall:
 	rm -f $(DESTDIR)$(LUA_CMOD)/dashscope.so $(DESTDIR)$(BINDIR)/dashscope
-	rm -rf $(DESTDIR)$(LUA_LMOD)/dashscope $(DESTDIR)$(TYPESDIR)
+	rm -rf $(DESTDIR)$(LUA_LMOD)/dashscope.lua $(DESTDIR)$(LUA_LMOD)/dashscope $(DESTDIR)$(TYPESDIR)
 
 clean:
 	rm -rf $(BUILD) luarocks-tree

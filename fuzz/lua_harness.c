@@ -19,7 +19,7 @@
 #error "FUZZ_ROOT: the checkout's absolute path (the Makefile passes it)"
 #endif
 
-int luaopen_dashscope(lua_State *L);
+int luaopen_dashscope_core(lua_State *L);
 
 lua_State *harness_L;
 static const char *harness_name = "fuzz";
@@ -71,8 +71,8 @@ void harness_open(const char *name) {
   lua_concat(L, 2);
   lua_setfield(L, -2, "path");
   lua_getfield(L, -1, "preload");
-  lua_pushcfunction(L, luaopen_dashscope);
-  lua_setfield(L, -2, "dashscope");
+  lua_pushcfunction(L, luaopen_dashscope_core);
+  lua_setfield(L, -2, "dashscope.core");
   lua_pop(L, 2);
 }
 

@@ -52,7 +52,7 @@ describe("the build", function()
     assert.is_true(ok, out)
     ok, out = run("LUA_PATH='" .. tree .. "/share/lua/" .. ABI .. "/?.lua;;' LUA_CPATH='" .. tree .. "/lib/lua/"
       .. ABI .. "/?.so;;' lua" .. ABI .. " -e 'local d = require \"dashscope\" "
-      .. "for t in package.cpath:gmatch(\"[^;]+\") do local f = t:gsub(\"%?\", \"dashscope\") "
+      .. "for t in package.cpath:gmatch(\"[^;]+\") do local f = t:gsub(\"%?\", \"dashscope/core\") "
       .. "if io.open(f) then print(d.VERSION, f) break end end'")
     assert.is_true(ok, out)
     assert.truthy(out:find(helper.dashscope.VERSION .. "\t" .. tree, 1, true), out)

@@ -32,6 +32,6 @@ void ds_class(lua_State *L, const char *name, const struct luaL_Reg *meta,
               const struct luaL_Reg *methods);
 
 /* The one exported symbol (module.c). */
-DS_API int luaopen_dashscope(lua_State *L);
+DS_API int luaopen_dashscope_core(lua_State *L);
 
 #endif

@@ -1,11 +1,11 @@
 /*
- * module.c -- luaopen_dashscope, the one exported symbol.
+ * module.c -- luaopen_dashscope_core, the one exported symbol: the C core, `dashscope.core`.
  *
  * Owns process-wide setup (curl_global_init, once) and the "dashscope.core"
  * table: VERSION, curl_version, new_transport, now, wallclock, rusage (clock.c), isatty, the
  * local-file functions of fs.c, parse_url and getdate (url.c), and trap_signals and caught_signal
- * (signals.c, for the CLI only). The public
- * module table is built by the Lua layer (dashscope.client), whose result is returned.
+ * (signals.c, for the CLI only). It needs nothing from Lua and loads alone; the public
+ * module is the Lua entry, dashscope.lua, which requires it.
  */
 #include <unistd.h>
 
@@ -43,7 +43,7 @@ static int l_isatty(lua_State *L) {
   return 1;
 }
 
-DS_API int luaopen_dashscope(lua_State *L) {
+DS_API int luaopen_dashscope_core(lua_State *L) {
   if (!curl_ready) {
     CURLcode rc = curl_global_init(CURL_GLOBAL_DEFAULT);
     if (rc != CURLE_OK) return luaL_error(L, "curl_global_init: %s", curl_easy_strerror(rc));
@@ -68,14 +68,5 @@ DS_API int luaopen_dashscope(lua_State *L) {
   lua_setfield(L, -2, "VERSION");
   lua_pushstring(L, curl_version());
   lua_setfield(L, -2, "curl_version");
-
-  ds_getloaded(L);
-  lua_pushvalue(L, -2);
-  lua_setfield(L, -2, "dashscope.core");
-  lua_pop(L, 2);
-
-  lua_getglobal(L, "require");
-  lua_pushliteral(L, "dashscope.client");
-  lua_call(L, 1, 1);
   return 1;
 }
