@@ -9,6 +9,8 @@ local http = require("dashscope.http")
 
 local calls = {}
 
+local NONE = {} -- an empty list, never written
+
 local Calls = {}
 Calls.__index = Calls
 
@@ -105,18 +107,21 @@ end
 --- wants to go (or nil) and whether a transfer was started.
 function Calls:advance(now)
   local soonest, started = nil, false
-  local finished = {}
-  for _, request in ipairs(self.transport:settled() or finished) do -- what finished since the last step
-    local call = self.sending[request]
-    if call then
-      self.sending[request] = nil
-      finished[#finished + 1] = call
+  local settled, sending = self.transport:settled(), self.sending -- what finished since the last step
+  if settled then
+    for i, request in ipairs(settled) do -- first all taken off the wire, then settled in order
+      local call = sending[request]
+      sending[request] = nil
+      settled[i] = call or false
+    end
+    for _, call in ipairs(settled) do
+      if call then settle(self, call, now) end
     end
   end
-  for _, call in ipairs(finished) do settle(self, call, now) end
-  local expired = {}
+  local expired
   for call in pairs(self.waiting) do
     if now >= call.deadline then -- still held back (quota, back-off) when its time is up
+      expired = expired or {}
       expired[#expired + 1] = call
     elseif now >= call.send_at then
       started = try_send(self, call, now) or started
@@ -127,7 +132,7 @@ function Calls:advance(now)
     end
   end
   -- Finished after the walk: their callbacks may start new calls.
-  for _, call in ipairs(expired) do
+  for _, call in ipairs(expired or NONE) do
     finish(self, call, nil, call.last_err or errors.new { code = "Timeout", retryable = true,
       message = string.format("not sent within call_timeout (%g s): still waiting for the quota",
         self.settings.call_timeout) })

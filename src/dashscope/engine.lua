@@ -78,10 +78,9 @@ end
 local function lane_of(self, t)
   local name = t.model or "?"
   local lane = self.lanes[name]
-  if not lane then
-    lane = planner.lane(name)
-    self.lanes[name] = lane
-  end
+  if lane then return lane end
+  lane = planner.lane(name)
+  self.lanes[name] = lane
   return lane
 end
 
@@ -184,11 +183,11 @@ end
 --- call again now).
 function Engine:step()
   local transport = self.transport
-  local curl_timeout, soonest, started, asked
+  local _, curl_timeout, soonest, started, asked
   -- Until nothing new starts: a transfer started here may finish within the next perform, and
   -- must be seen before this step says how long nobody needs to look.
   repeat
-    curl_timeout = select(2, transport:perform())
+    _, curl_timeout = transport:perform()
     local now = core.now()
     soonest, started = self.calls:advance(now)
     soonest, asked = ask_due(self, now, soonest)

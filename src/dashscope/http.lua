@@ -52,10 +52,12 @@ function http.service_headers(settings)
   return headers
 end
 
---- The request spec the transport takes for one attempt of `call` at `now`: to the service
---- (`call.path` under base_url, with `service` headers and the key) or, with `call.url`, to
---- another host, which gets neither the key nor any of the service's headers.
-function http.request(call, settings, service, user_agent, now)
+-- The headers of one attempt of `call`: the service's (none for another host), the call's own,
+-- and the body's type.
+local function headers_of(call, service)
+  if not (call.url or call.headers or call.body) then
+    return service -- a query: the service's headers as they are (the transport only reads them)
+  end
   local headers = {}
   if not call.url then
     for i, h in ipairs(service) do headers[i] = h end
@@ -64,6 +66,14 @@ function http.request(call, settings, service, user_agent, now)
   if call.body then
     headers[#headers + 1] = "Content-Type: application/json"
   end
+  return headers
+end
+
+--- The request spec the transport takes for one attempt of `call` at `now`: to the service
+--- (`call.path` under base_url, with `service` headers and the key) or, with `call.url`, to
+--- another host, which gets neither the key nor any of the service's headers.
+function http.request(call, settings, service, user_agent, now)
+  local headers = headers_of(call, service)
   local once = BILLED[call.purpose] or false
   if once and call.body then
     -- The body of what creates (and bills) leaves only once the server has said it listens: on a

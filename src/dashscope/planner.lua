@@ -158,8 +158,8 @@ end
 
 --- A query about `task` goes out at `at`: asked, and in flight until its answer.
 function Lane:querying(task, at)
-  self:asked(task, at)
-  self:plan_of(task).inflight = true
+  local p = self.plans[task] or self:plan_of(task)
+  p.polls, p.last_poll, p.inflight = p.polls + 1, at, true
 end
 
 -- Is another live task of the lane, besides `task`, known to be running?
@@ -267,7 +267,7 @@ function Lane:plan(now, s)
       end
     end
   end
-  self.touched = {}
+  if next(self.touched) then self.touched = {} end
   self:update_due()
 end
 
