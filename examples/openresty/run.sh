@@ -31,7 +31,7 @@ cjson=$(dpkg -L lua-cjson 2>/dev/null | grep '/lua/5\.1/cjson\.so$' | head -n 1)
 cjson_dir=$(dirname "${cjson:-/usr/lib/x86_64-linux-gnu/lua/5.1/x}")
 
 mkdir -p "$prefix/conf" "$prefix/lua/dashscope" "$prefix/logs" "$prefix/tmp"
-cp "$build/dashscope.so" "$prefix/lua/"
+cp "$build/dashscope.lua" "$build/dashscope.so" "$prefix/lua/"
 cp "$build"/dashscope/*.lua "$prefix/lua/dashscope/"
 cp "$here/handler.lua" "$prefix/lua/"
 sed -e "s|@PREFIX@|$prefix|g" -e "s|@PORT@|$port|g" -e "s|@MODULES@|$modules|g" \
