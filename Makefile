@@ -67,6 +67,9 @@ C_HDR    = $(wildcard src/*.h)
 OBJ      = $(patsubst src/%.c,$(BUILD)/obj/%.o,$(C_SRC))
 LUA_SRC  = $(wildcard src/dashscope/*.lua)
 LUA_OUT  = $(patsubst src/%,$(BUILD)/%,$(LUA_SRC))
+# The command-line tool's modules (dashscope.cli.*), under bin/dashscope's launcher.
+CLI_SRC  = $(wildcard src/dashscope/cli/*.lua)
+CLI_OUT  = $(patsubst src/%,$(BUILD)/%,$(CLI_SRC))
 
 # System packages the demo and the suite need (Debian names). Only the missing ones are installed.
 BUILD_PKGS = gcc libc6-dev make pkg-config libcurl4-openssl-dev
@@ -91,7 +94,7 @@ docs: all
 
 .PHONY: docs all install uninstall clean deps deps-test demo test test-one check valgrind valgrind-run bench lint
 
-all: $(BUILD)/dashscope.lua $(BUILD)/dashscope.so $(LUA_OUT)
+all: $(BUILD)/dashscope.lua $(BUILD)/dashscope.so $(LUA_OUT) $(CLI_OUT)
 
 $(BUILD)/dashscope.so: $(OBJ)
 	$(CC) $(ALL_LDFLAGS) -o $@ $(OBJ) $(CURL_LIBS)
@@ -116,6 +119,8 @@ install: all
 	install -m 0755 $(BUILD)/dashscope.so $(DESTDIR)$(LUA_CMOD)/dashscope.so
 	install -m 0644 $(BUILD)/dashscope.lua $(DESTDIR)$(LUA_LMOD)/
 	install -m 0644 $(LUA_OUT) $(DESTDIR)$(LUA_LMOD)/dashscope/
+	install -d $(DESTDIR)$(LUA_LMOD)/dashscope/cli
+	install -m 0644 $(CLI_OUT) $(DESTDIR)$(LUA_LMOD)/dashscope/cli/
 	sed '1s|.*|#!/usr/bin/env $(LUA)|' bin/dashscope > $(DESTDIR)$(BINDIR)/dashscope
 	chmod 0755 $(DESTDIR)$(BINDIR)/dashscope
 	install -m 0644 types/dashscope.lua types/README.md $(DESTDIR)$(TYPESDIR)/

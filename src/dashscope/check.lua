@@ -8,10 +8,11 @@
 --           secret = true (never echo the value), allow_empty = true (url/string may be "") }
 local localfile = require("dashscope.localfile")
 local misuse = require("dashscope.misuse")
+local jsonable = require("dashscope.jsonable")
+local values = require("dashscope.values")
 
 local check = {}
 
-local tointeger = math.tointeger
 
 -- Edit distance, for "did you mean". Names are short, so the plain O(n*m) table is fine.
 local function distance(a, b)
@@ -47,52 +48,7 @@ function check.nearest(word, candidates)
   return nil
 end
 
--- Quotes a string the same way on every Lua version (5.1's %q leaves control bytes raw).
-local ESCAPES = { ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t", ['"'] = '\\"', ["\\"] = "\\\\" }
-local function quote(s)
-  return '"' .. s:gsub('[%c"\\]', function(c) return ESCAPES[c] or ("\\%d"):format(c:byte()) end) .. '"'
-end
-
-local show
-function show(value, rule)
-  if rule and rule.secret then
-    return "a " .. type(value)
-  end
-  if type(value) == "string" then
-    local s = value
-    if #s > 40 then s = s:sub(1, 37) .. "..." end
-    return quote(s)
-  end
-  if type(value) == "number" then
-    -- integral values print alike on 5.1 ("30") and 5.3+ (which would say "30.0")
-    if value == math.floor(value) and math.abs(value) < 2 ^ 53 then
-      return ("%d"):format(value)
-    end
-    return ("%.14g"):format(value)
-  end
-  if type(value) == "boolean" or value == nil then
-    return tostring(value)
-  end
-  if type(value) == "table" and #value > 0 and #value <= 8 then -- a short array, e.g. a box
-    local items = {}
-    for i = 1, #value do
-      local v = value[i]
-      items[i] = (type(v) == "number" or type(v) == "boolean") and show(v) or "a " .. type(v)
-    end
-    return "{" .. table.concat(items, ", ") .. "}"
-  end
-  return "a " .. type(value)
-end
-
-local function as_integer(v)
-  if type(v) ~= "number" or v ~= v or v == math.huge or v == -math.huge then
-    return nil
-  end
-  if tointeger then
-    return tointeger(v)
-  end
-  return v == math.floor(v) and v or nil
-end
+local show, as_integer, quote = values.show, values.as_integer, values.quote
 
 local function in_range(v, rule)
   return (rule.min == nil or v >= rule.min) and (rule.max == nil or v <= rule.max)
@@ -347,90 +303,9 @@ function check.fields(contract, given, what)
   return out
 end
 
--- How deep a value sent as JSON may nest (the value itself is level 1): json.lua's bound, so that
--- what passes the check also encodes. Checked before anything deeper is looked at, so a hostile
--- 100,000-level table is refused at once instead of walked.
-check.DEPTH = require("dashscope.json").DEPTH
-
--- Metamethods that make a walk through pairs, # or indexing see other than what the table holds.
--- The encoder (lua-cjson) reads the raw table, so a proxy would be checked as one thing and sent
--- as another (an empty object): refused instead, on every interpreter alike (5.1 and LuaJIT
--- ignore __pairs, so copying through pairs would not mean the same everywhere).
-local PROXY = { "__index", "__pairs", "__ipairs", "__len" }
-local getmetatable_raw = debug and debug.getmetatable or getmetatable -- past a __metatable field
-
--- A path for messages: long ones (deep nesting) keep their two ends.
-local function shown_path(path)
-  if #path <= 80 then return path end
-  return path:sub(1, 48) .. "..." .. path:sub(-28)
-end
-
--- True when a Lua value can be encoded as JSON without surprises: strings, finite numbers,
--- booleans, and plain tables (no proxy metatable) that are either arrays 1..n without holes or
--- have only string keys, nested at most check.DEPTH levels; no cycles. Read raw, as the encoder
--- reads it. Else false and why.
-local function jsonable(v, path, seen, depth)
-  local t = type(v)
-  if t == "string" or t == "boolean" then
-    return true
-  elseif t == "number" then
-    if v ~= v or v == math.huge or v == -math.huge then
-      return false, shown_path(path) .. " is not a finite number"
-    end
-    return true
-  elseif t ~= "table" then
-    return false, shown_path(path) .. " is a " .. t .. ", which JSON cannot carry"
-  end
-  if depth > check.DEPTH then
-    return false, shown_path(path) .. " is nested deeper than " .. check.DEPTH .. " levels"
-  end
-  local mt = getmetatable_raw(v)
-  if type(mt) == "table" and rawget(mt, "__name") == "dashscope.LocalFile" then -- dashscope.file
-    return false, shown_path(path) .. " is a dashscope.file: only a top-level field of input takes one"
-      .. " (anywhere else it would go out as a JSON object)"
-  end
-  if mt ~= nil then
-    for _, name in ipairs(PROXY) do
-      if type(mt) ~= "table" or rawget(mt, name) ~= nil then
-        return false, shown_path(path) .. " has a metatable with " .. name .. "; pass a plain table"
-          .. " (what is sent is what the table itself holds)"
-      end
-    end
-  end
-  if seen[v] then
-    return false, shown_path(path) .. " refers back to itself"
-  end
-  seen[v] = true
-  local strings, count, items, last = 0, 0, 0, 0
-  for k in next, v do
-    count = count + 1
-    if type(k) == "string" then
-      strings = strings + 1
-    elseif type(k) == "number" and as_integer(k) and k >= 1 then
-      items, last = items + 1, math.max(last, k)
-    else
-      return false, shown_path(path) .. " has a key " .. show(k) .. " that is neither a string nor an array index"
-    end
-  end
-  if strings > 0 and strings < count then
-    return false, shown_path(path) .. " mixes array items and string keys"
-  end
-  if items ~= last then
-    return false, shown_path(path) .. " is an array with holes (nil items); JSON arrays cannot skip an index"
-  end
-  for k, item in next, v do
-    local ok, why = jsonable(item, path .. (type(k) == "string" and "." .. k or "[" .. show(k) .. "]"), seen, depth + 1)
-    if not ok then
-      return false, why
-    end
-  end
-  seen[v] = nil
-  return true
-end
-
---- Raises unless `value` (named `name`) is JSON-able (see jsonable above).
+--- Raises unless `value` (named `name`) is JSON-able (jsonable.lua).
 function check.jsonable(value, name, what)
-  local ok, why = jsonable(value, name, {}, 1)
+  local ok, why = jsonable.check(value, name)
   if not ok then
     check.fail(what, why, name)
   end

@@ -17,7 +17,7 @@ local cjson = require("cjson").new()
 local json = {}
 
 -- Nesting: an answer deeper than this is unreadable (BadResponse), and what the client sends was
--- checked to be shallower (check.jsonable, check.DEPTH). Below core.scrub's own bound.
+-- checked to be shallower (check.jsonable, jsonable.DEPTH). Below core.scrub's own bound.
 json.DEPTH = 100
 cjson.decode_max_depth(json.DEPTH)
 cjson.encode_max_depth(json.DEPTH + 2)
