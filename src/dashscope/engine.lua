@@ -6,8 +6,9 @@
 -- it in Lua, so a `sleep` function may yield (LuaJIT cannot yield across a C call), and an event
 -- loop can drive the same step from socket and timer callbacks instead.
 --
--- Other files talk to it through the methods below and never write its fields. It knows tasks
--- only through their methods (ended, _query, _heard) and status; the client only as its owner.
+-- Other files talk to it through the methods below and never write its fields. It reads a task
+-- (model, ended, _fatal) and never writes one; polls.lua asks tasks through their own methods.
+-- It does not know the client that holds it.
 local core = require("dashscope.core")
 local errors = require("dashscope.errors")
 local calls = require("dashscope.calls")
