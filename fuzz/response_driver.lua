@@ -2,11 +2,11 @@
 -- through every path of the Lua layer that reads such answers, and checks what comes out.
 --
 -- Each input gets fresh clients whose transport is a stand-in (Transport below, the interface of
--- the C "dashscope.Transport" that http.lua and scheduler.lua use): every request it is given is
+-- the C "dashscope.Transport" that calls.lua and engine.lua use): every request it is given is
 -- done at once and answers with the input's response. Everything above it is the real code: the
 -- calls, their classification (http.classify, http.classify_storage), the shape checks, the task
--- state and result mapping (task.lua), the scheduler's bookkeeping (schedule.lua), the task list
--- (listing.lua, scheduler.lua), the detectors (detect.lua), uploads (files.lua) and downloads
+-- state and result mapping (task.lua), the engine's bookkeeping (engine.lua, planner.lua), the task
+-- list (listing.lua, polls.lua), the detectors (detect.lua), uploads (files.lua) and downloads
 -- (download.lua). Only the key scrubbing of error messages runs in C (a real transport's scrub).
 -- Retries and quotas are off (max_retries = 0, rate_limits = false), so a call ends on its first
 -- answer; an answer may still make the client wait (a 429 pauses the quota its call used, for its
@@ -17,12 +17,15 @@
 --   * a client that waits for nothing: nothing in flight and no call held back;
 --   * a broken promise of docs/reference.md: an err that is not an error value, or whose code or message is
 --     not a string; a task status that is not a string.
-local dashscope = require("dashscope")
+require("dashscope")
 local core = require("dashscope.core")
+local client_class = require("dashscope.client")
+local config = require("dashscope.config")
 local errors = require("dashscope.errors")
 local http = require("dashscope.http")
 local json = require("dashscope.json")
-local schedule = require("dashscope.schedule")
+local polls = require("dashscope.polls")
+local servicetime = require("dashscope.servicetime")
 
 local KEY = "sk-fuzz-0123456789"
 local BASE = "http://127.0.0.1:9/api/v1"
@@ -96,7 +99,7 @@ end
 function Transport:perform() return 0, nil end
 function Transport:pending() return 0 end
 function Transport:wait(seconds)
-  if #self.queue == 0 and next(self.client._waiting) == nil then
+  if #self.queue == 0 and next(self.engine.calls.waiting) == nil then
     error(("harness: the client waits %s s with nothing in flight and no call held back"):format(
       tostring(seconds)), 2)
   end
@@ -108,15 +111,15 @@ function Transport:timer_action() end
 function Transport:timeout() return nil end
 function Transport:stats() return { started = self.requests, connections = 0 } end
 function Transport:close() end
+function Transport:set_credential() end
 -- luacheck: pop
 
 -- A client whose requests the stand-in answers.
 local function client()
-  local c = dashscope.new { api_key = KEY, base_url = BASE, max_retries = 0, rate_limits = false,
-                            poll_interval = 0.01, max_poll_interval = 0.02 }
-  c._transport:close()
-  c._transport = transport()
-  c._transport.client = c
+  local stand_in = transport()
+  local c = client_class.new(config.settings { api_key = KEY, base_url = BASE, max_retries = 0,
+    rate_limits = false, poll_interval = 0.01, max_poll_interval = 0.02 }, stand_in)
+  stand_in.engine = c._engine
   return c
 end
 
@@ -250,13 +253,12 @@ function scenarios.l()
   local due = {}
   for i = 1, 4 do
     local t = c:task(i == 1 and "fuzz-task-1" or "50e2ccea-abc4-43d7-a0dc-00000000000" .. i, "liveportrait")
-    t._submitted_local = core.now() - 1
-    c:_track(t)
+    c._engine:track(t, core.now() - 1)
     due[i] = t
   end
-  c._clock.offset = 0
+  c._engine.clock:learn(0)
   attempt(function()
-    c:_list(c._lanes["liveportrait"], due, "20250101000000")
+    polls.ask(c._engine, c._engine.lanes["liveportrait"], due) -- four due, none with a known run: one list
     for _ = 1, 4 do c:step() end
   end)
   for _, t in ipairs(due) do check_task(t, "task list") end
@@ -300,7 +302,7 @@ function scenarios.j()
     if body == nil and err == nil then error("http.classify returned nothing", 0) end
   end
   http.retry_after(answer.headers["retry-after"])
-  schedule.parse_time(answer.body)
+  servicetime.parse(answer.body)
 end
 
 local ORDER = { "q", "s", "d", "l", "u", "c", "j" }

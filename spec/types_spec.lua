@@ -641,7 +641,7 @@ describe("the LuaLS annotations (types/)", function()
   local OPTION_CONTRACTS = {
     { class = "dashscope.ClientOptions", module = "dashscope.config", key = "OPTIONS", what = "dashscope.new" },
     { class = "dashscope.WaitOptions", module = "dashscope.task", key = "WAIT_OPTIONS", what = "task:wait" },
-    { class = "dashscope.WaitManyOptions", module = "dashscope.scheduler", key = "MANY_OPTIONS",
+    { class = "dashscope.WaitManyOptions", module = "dashscope.waits", key = "MANY_OPTIONS",
       what = "wait_all, wait_any, each_done" },
     { class = "dashscope.TaskFilter", module = "dashscope.listing", key = "TASK_FILTER",
       what = "client:tasks and client:each_task" },

@@ -1,4 +1,40 @@
 -- The module a user requires: `require "dashscope"`. Lua on top, as LuaSocket's socket.lua over
--- socket.core: this file is the entry, over the C core `dashscope.core` (src/core.c), which needs
--- nothing from Lua and loads alone. For now the public table is built in dashscope.client.
-return require("dashscope.client")
+-- socket.core: this file is the entry, over the C core `dashscope.core`, which needs nothing from
+-- Lua. It holds the public functions and, for tools (the CLI, an editor's completion), the
+-- contracts as data: the models, the client options and their defaults, the task-list filter, and
+-- the helpers the checker words its messages with. The Client class is client.lua's.
+local core = require("dashscope.core")
+local check = require("dashscope.check")
+local client = require("dashscope.client")
+local config = require("dashscope.config")
+local listing = require("dashscope.listing")
+local localfile = require("dashscope.localfile")
+local misuse = require("dashscope.misuse")
+local models = require("dashscope.models")
+
+local dashscope = {
+  VERSION = core.VERSION,
+  models = models,
+  options = config.OPTIONS,
+  defaults = config.DEFAULTS,
+  task_filter = listing.TASK_FILTER,
+  is_misuse = misuse.is,
+  nearest = check.nearest,
+  range_text = check.range_text,
+  _core = core,
+}
+
+--- dashscope.new(opts): a client. Raises on a bad option or when no API key is found.
+function dashscope.new(opts)
+  local c = client.new(config.settings(opts))
+  return c -- not a tail call: a misuse's position is found by walking the frames
+end
+
+--- dashscope.file(path): a local file for a url field (or client:submit's input), checked now: a
+--- readable, non-empty regular file, opened without blocking. Raises otherwise. See files.lua.
+function dashscope.file(path)
+  local file = localfile.new(path, "dashscope.file")
+  return file -- not a tail call: a misuse's position is found by walking the frames
+end
+
+return dashscope

@@ -6,6 +6,7 @@ local check = require("dashscope.check")
 local errors = require("dashscope.errors")
 local files = require("dashscope.files")
 local json = require("dashscope.json")
+local models = require("dashscope.models")
 
 local detect = {}
 
@@ -49,19 +50,19 @@ local function result(body)
 end
 
 --- Runs detector `contract` on `input` (checked fields; local files are uploaded for the
---- detector's own model): the result table, or nil and err.
-function detect.run(client, contract, input)
-  local uploaded, err = files.resolve(client, contract.model, input)
+--- detector's own model) on a client's `engine`: the result table, or nil and err.
+function detect.run(engine, contract, input)
+  local uploaded, err = files.resolve(engine, contract.model, input)
   if uploaded == nil then
     return nil, err
   end
   local headers = { files.oss_header(input) }
   local body
-  body, err = client:_call {
-    method = "POST", path = PATH, kind = "detect", headers = headers, expect = shape,
+  body, err = engine:call {
+    method = "POST", path = PATH, purpose = "detect", headers = headers, expect = shape,
     body = json.encode({ model = contract.model, input = input,
                          parameters = contract.fixed and contract.fixed.parameters }),
-    limiter = client._limits.submit[contract.model],
+    limiter = engine:limiter("submit", contract.model),
   }
   if not body then
     return nil, err
@@ -73,7 +74,7 @@ end
 --- detector fills is absent from `input`, runs it on the input fields it takes and fills them.
 --- True, or nil and err (a refused image: code and message from the detector, err.detect = its
 --- result). Some but not all of those fields given raises: they go together.
-function detect.fill(client, contract, input, method, level)
+function detect.fill(engine, contract, input, method)
   local d = contract.detect
   local given, names = 0, {}
   for field in pairs(d.fills) do
@@ -86,12 +87,12 @@ function detect.fill(client, contract, input, method, level)
   table.sort(names)
   if given > 0 then
     check.fail(method, "give " .. table.concat(names, " and ") .. " together, or none of them (then "
-      .. d.method .. " finds them)", level + 1)
+      .. d.method .. " finds them)")
   end
-  local detector = require("dashscope.models")[d.method]
+  local detector = models[d.method]
   local dinput = {}
   for _, rule in ipairs(detector.fields) do dinput[rule.name] = input[rule.name] end
-  local r, err = detect.run(client, detector, dinput)
+  local r, err = detect.run(engine, detector, dinput)
   if not r then
     return nil, err
   end

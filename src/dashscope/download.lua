@@ -18,7 +18,7 @@
 local check = require("dashscope.check")
 local core = require("dashscope.core")
 local errors = require("dashscope.errors")
-local files = require("dashscope.files")
+local localfile = require("dashscope.localfile")
 local http = require("dashscope.http")
 local url = require("dashscope.url")
 
@@ -38,19 +38,25 @@ local function fail(code, message, t, retryable)
   return nil, errors.new { code = code, message = message, task_id = t.id, retryable = retryable or false }
 end
 
--- Classifies one attempt: a failed write or a video over the cap ends the download at once.
+-- Classifies one attempt: a failed write or a video over the cap ends the download at once; a
+-- URL past its lifetime is ResultExpired (http.storage_expired says how that is told).
 local function classify(o, stream)
-  return function(kind, resp, terr, expect, scrub)
-    if terr and terr.kind == "write" then
-      return nil, errors.new({ code = "WriteError", retryable = false,
-        message = "cannot write the video: " .. tostring(terr.message) }, scrub)
-    elseif terr and terr.kind == "too_large" and o.max_download then
-      return nil, errors.new({ code = "TooLarge", retryable = false,
-        message = string.format("the video is larger than max_download (%d bytes)", o.max_download) }, scrub)
+  return function(purpose, resp, terr)
+    local outcome = terr and http.outcome(terr)
+    if outcome == "write" then
+      return nil, errors.new { code = "WriteError", retryable = false,
+        message = "cannot write the video: " .. tostring(terr.message) }
+    elseif outcome == "too_large" and o.max_download then
+      return nil, errors.new { code = "TooLarge", retryable = false,
+        message = string.format("the video is larger than max_download (%d bytes)", o.max_download) }
     end
-    local body, err, retry_after = http.classify_storage(kind, resp, terr, expect, scrub)
+    local body, err, retry_after = http.classify_storage(purpose, resp, terr)
     if err and stream and terr and (terr.written or 0) > 0 then
       err.retryable = false -- bytes already went out: a retry would send them twice
+    end
+    if err and http.storage_expired(resp) then
+      err.code = "ResultExpired"
+      err.message = "the video URL has expired (results are kept 24 h after the task ends): " .. err.message
     end
     return body, err, retry_after
   end
@@ -58,13 +64,13 @@ end
 
 -- Runs the transfer of `url` into descriptor `fd` until `deadline` (clock seconds): the response,
 -- or nil and err. Calls on_progress as bytes arrive.
-local function fetch(client, video_url, fd, o, deadline, stream)
-  local call = http.start(client, {
-    method = "GET", url = video_url, kind = "download", classify = classify(o, stream),
+local function fetch(engine, video_url, fd, o, deadline, stream)
+  local call = engine:start {
+    method = "GET", url = video_url, purpose = "download", classify = classify(o, stream),
     output = fd, truncate = not stream, max_output = o.max_download, progress = o.on_progress ~= nil,
     timeout = math.max(0.001, deadline - core.now()), deadline = deadline,
     max_body = 64 * 1024, -- for an error page only: the video goes to the file
-  })
+  }
   local last_done, last_total
   local function finished()
     local rq = call.request
@@ -77,12 +83,12 @@ local function fetch(client, video_url, fd, o, deadline, stream)
     end
     return call.done
   end
-  local ok, in_time = pcall(client._run, client, finished, deadline)
+  local ok, in_time = pcall(engine.run, engine, finished, deadline)
   if not ok or not in_time then
     -- Time is up for the whole download (or on_progress raised): the attempt in flight ends now
     -- (a call held back for a retry ends at the next step, its deadline passed).
-    if call.request then call.request:cancel() end
-    client:_run(function() return call.done end)
+    engine:cancel(call)
+    engine:run(function() return call.done end)
     if not ok then error(in_time, 0) end
     if not call.body_value then
       return nil, errors.new { code = "Timeout", retryable = true,
@@ -99,18 +105,18 @@ end
 
 -- The destination: a handle to stream to (stream = true), or a path. Raises on misuse.
 local function destination(path)
-  local kind = io.type(path)
-  if kind == "file" then
+  local handle = io.type(path)
+  if handle == "file" then
     return core.fileno(path), true
-  elseif kind == "closed file" then
-    check.fail("task:download", "the file handle is closed", 4)
+  elseif handle == "closed file" then
+    check.fail("task:download", "the file handle is closed")
   end
   if type(path) ~= "string" or path == "" then
     check.fail("task:download", "path must be a non-empty string or an open file handle (got "
-      .. (path == "" and '""' or type(path)) .. ")", 4)
+      .. (path == "" and '""' or type(path)) .. ")")
   end
   if path:find("%z") then -- C would see a shorter path: refused before anything is touched
-    check.fail("task:download", "path must not contain NUL (got " .. files.quote(path) .. ")", 4)
+    check.fail("task:download", "path must not contain NUL (got " .. localfile.quote(path) .. ")")
   end
   return nil, false
 end
@@ -140,12 +146,8 @@ end
 -- and err. Checks that it came whole.
 local function transfer(t, video_url, fd, o, stream)
   local deadline = core.now() + (o.timeout or 3600)
-  local resp, ferr = fetch(t._client, video_url, fd, o, deadline, stream)
+  local resp, ferr = fetch(t._client._engine, video_url, fd, o, deadline, stream)
   if not resp then
-    if ferr.status == 403 and tostring(ferr.message):lower():find("expired") then
-      ferr.code = "ResultExpired"
-      ferr.message = "the video URL has expired (results are kept 24 h after the task ends): " .. ferr.message
-    end
     ferr.task_id = t.id
     return nil, ferr
   end
@@ -186,9 +188,9 @@ end
 --- The method: see the header.
 function download.run(t, path, opts)
   local out, stream = destination(path)
-  local o = check.fields(OPTIONS, opts or {}, "task:download", 3)
+  local o = check.fields(OPTIONS, opts or {}, "task:download")
   if stream and o.overwrite ~= nil then
-    check.fail("task:download", "overwrite is for a path, not a file handle", 3)
+    check.fail("task:download", "overwrite is for a path, not a file handle")
   end
   if not t:ended() then
     local done, err = t:wait()

@@ -28,8 +28,7 @@ end
 local errors = {}
 
 --- Makes an error value from `fields` (the table itself becomes the error). Every string in it is
---- scrubbed of the API key. The second argument (a scrub function, as http.lua passes) is accepted
---- for compatibility and no longer needed: core.scrub knows every client's key.
+--- scrubbed of the API key (core.scrub knows every client's key).
 function errors.new(fields)
   core.scrub(fields)
   if fields.retryable == nil then

@@ -20,11 +20,11 @@ local url = require("dashscope.url")
 
 local files = {}
 
--- The LocalFile type lives in localfile.lua (the checker needs it without HTTP); these names stay
--- for the callers of files.lua.
-files.quote = localfile.quote
-files.is_local = localfile.is
 local quote = localfile.quote
+
+-- Per engine (one per client), model -> { data = the upload policy, expires = client clock }.
+-- Owned here; weak, so a client nobody holds takes its cache along.
+local policies = setmetatable({}, { __mode = "k" })
 
 local OSS_HEADER = "X-DashScope-OssResourceResolve: enable"
 
@@ -81,16 +81,20 @@ end
 
 local EXPIRY_MARGIN = 10 -- seconds before a policy's end from which a new one is fetched
 
--- The policy for `model` (cached on the client), or nil and err.
-local function policy(client, model, refresh)
-  local cache = client._policies
+-- The policy for `model` (cached per engine), or nil and err.
+local function policy(engine, model, refresh)
+  local cache = policies[engine]
+  if not cache then
+    cache = {}
+    policies[engine] = cache
+  end
   local p = cache[model]
-  local now = client:_now()
+  local now = engine:now()
   if p and not refresh and now < p.expires then
     return p.data
   end
-  local body, err = client:_call {
-    method = "GET", kind = "query", expect = policy_shape,
+  local body, err = engine:call {
+    method = "GET", purpose = "query", expect = policy_shape,
     path = "/uploads?action=getPolicy&model=" .. model,
   }
   if not body then
@@ -110,24 +114,27 @@ local function too_large(file, data)
 end
 
 -- The file could not be read as it was checked: gone, another size, unreadable. Never retried.
-local function read_error(file, why, scrub)
-  return errors.new({ code = "ReadError", retryable = false,
-    message = "cannot upload " .. quote(file.path) .. ": " .. why .. "; nothing was submitted" }, scrub)
+local function read_error(file, why)
+  return errors.new { code = "ReadError", retryable = false,
+    message = "cannot upload " .. quote(file.path) .. ": " .. why .. "; nothing was submitted" }
 end
 
 -- Classifies an upload: the storage host's answer, or a file that failed its check as it was read
--- (the transfer's kind "read", src/form.c).
-local function classify_upload(file)
-  return function(kind, resp, terr, expect, scrub)
-    if terr and terr.kind == "read" then
-      return nil, read_error(file, tostring(terr.message):gsub("^[^:]*: ", ""), scrub)
+-- (the transfer's outcome "read", src/form.c). The refusal of a policy past its time is noted in
+-- `expired` (error -> true).
+local function classify_upload(file, expired)
+  return function(purpose, resp, terr)
+    if terr and http.outcome(terr) == "read" then
+      return nil, read_error(file, (tostring(terr.message):gsub("^[^:]*: ", "")))
     end
-    return http.classify_storage(kind, resp, terr, expect, scrub)
+    local body, err, retry_after = http.classify_storage(purpose, resp, terr)
+    if err and http.storage_expired(resp) then expired[err] = true end
+    return body, err, retry_after
   end
 end
 
 -- Starts posting `file` under policy `data`; on_done(oss_url or nil, err), perhaps at once.
-local function post(client, file, data, on_done)
+local function post(engine, file, data, expired, on_done)
   -- Opened again now: still there, still a regular file of the size it was checked at.
   local size, why = core.file_check(file.path)
   if size ~= file.size then
@@ -147,9 +154,9 @@ local function post(client, file, data, on_done)
     { name = "file", file = file.path, size = file.size, filename = file.name, type = mime_type(file.name) },
   }
   local call
-  call = http.start(client, {
-    method = "POST", url = data.upload_host, form = form, kind = "upload",
-    classify = classify_upload(file), headers = { "Accept: application/json" },
+  call = engine:start {
+    method = "POST", url = data.upload_host, form = form, purpose = "upload",
+    classify = classify_upload(file, expired), headers = { "Accept: application/json" },
     max_body = 64 * 1024,
     on_done = function(_, err)
       -- A retry that finds its own object there: the first attempt landed, its answer did not.
@@ -164,15 +171,14 @@ local function post(client, file, data, on_done)
       end
       on_done("oss://" .. key)
     end,
-  })
+  }
 end
 
 --- Uploads every LocalFile in `list` for `model`, concurrently, setting each one's `url` (an
 --- oss:// URL). True, or nil and the first error.
-function files.upload(client, model, list)
-  client._policies = client._policies or {}
+function files.upload(engine, model, list)
   for attempt = 1, 2 do
-    local data, err = policy(client, model, attempt > 1)
+    local data, err = policy(engine, model, attempt > 1)
     if not data then
       return nil, err
     end
@@ -182,11 +188,11 @@ function files.upload(client, model, list)
         return nil, errors.new { code = "FileTooLarge", message = why }
       end
     end
-    local left, first_err = 0, nil
+    local left, first_err, expired = 0, nil, {}
     for _, file in ipairs(list) do
       if not file.urls or not file.urls[model] then
         left = left + 1
-        post(client, file, data, function(oss_url, perr)
+        post(engine, file, data, expired, function(oss_url, perr)
           left = left - 1
           if oss_url then
             file.urls = file.urls or {}
@@ -197,10 +203,9 @@ function files.upload(client, model, list)
         end)
       end
     end
-    client:_run(function() return left == 0 end)
+    engine:run(function() return left == 0 end)
     -- A policy that expired on the way (clock skew, a slow upload): once more with a new one.
-    local expired = first_err and first_err.status == 403 and tostring(first_err.message):find("expired")
-    if not expired or attempt == 2 then
+    if not (first_err and expired[first_err]) or attempt == 2 then
       if first_err then return nil, first_err end
       return true
     end
@@ -210,20 +215,20 @@ end
 --- Replaces every LocalFile in `input` (a table of field values) by its oss:// URL for `model`,
 --- uploading them first. True when any was replaced (the request then needs the OSS header), or
 --- nil and err.
-function files.resolve(client, model, input)
+function files.resolve(engine, model, input)
   local list = {}
   for _, v in pairs(input) do
-    if files.is_local(v) then list[#list + 1] = v end
+    if localfile.is(v) then list[#list + 1] = v end
   end
   if #list == 0 then
     return false
   end
-  local ok, err = files.upload(client, model, list)
+  local ok, err = files.upload(engine, model, list)
   if not ok then
     return nil, err
   end
   for k, v in pairs(input) do
-    if files.is_local(v) then input[k] = v.urls[model] end
+    if localfile.is(v) then input[k] = v.urls[model] end
   end
   return true
 end

@@ -24,15 +24,21 @@ cjson.encode_max_depth(json.DEPTH + 2)
 
 local tointeger = math.tointeger -- nil on Lua 5.1 / LuaJIT, where every number is a double anyway
 
+-- Turns every integral float in `value` into an integer (a table in place). A call per table,
+-- not per value: every answer passes here.
 local function integers(value)
-  if type(value) == "table" then
-    for k, v in pairs(value) do
-      value[k] = integers(v)
+  if not tointeger then return value end
+  local kind = type(value)
+  if kind == "number" then return tointeger(value) or value end
+  if kind ~= "table" then return value end
+  for k, v in pairs(value) do
+    local vkind = type(v)
+    if vkind == "table" then
+      integers(v)
+    elseif vkind == "number" then
+      local i = tointeger(v)
+      if i then value[k] = i end
     end
-    return value
-  end
-  if tointeger and type(value) == "number" then
-    return tointeger(value) or value
   end
   return value
 end

@@ -1,8 +1,9 @@
 -- The task list for users (docs/protocol.md §6): one page as the service sends it (client:tasks), or
--- every page in turn (client:each_task). Client methods: copied into the Client class.
+-- every page in turn (client:each_task), the filter's contract, and the shape of a page (which
+-- polls.lua's task lists read too). client.lua defines the methods; they call here.
 local check = require("dashscope.check")
 
-local L = {}
+local listing = {}
 
 local STATUSES = require("dashscope.status").LISTED
 
@@ -18,9 +19,10 @@ local FILTER = {
   { name = "page_no", type = "integer", min = 1, param = "page_no", doc = "page number (default 1)" },
   { name = "page_size", type = "integer", min = 1, max = 100, param = "page_size", doc = "tasks per page (default 10)" },
 }
-L.TASK_FILTER = FILTER
+listing.TASK_FILTER = FILTER
 
-local function page_shape(body)
+--- The shape of a task-list page: true, or nil and what is missing.
+function listing.page_shape(body)
   if type(body.data) ~= "table" then
     return nil, "no data array"
   end
@@ -32,38 +34,29 @@ local function escape(s)
 end
 
 -- One page for checked filter values `f`: the page, or nil and err.
-local function fetch(self, f)
+local function fetch(engine, f)
   local query = {}
   for _, rule in ipairs(FILTER) do
     if f[rule.name] ~= nil then query[#query + 1] = rule.param .. "=" .. escape(f[rule.name]) end
   end
   if not f.page_no then query[#query + 1] = "page_no=1" end
   if not f.page_size then query[#query + 1] = "page_size=10" end
-  return self:_call {
-    method = "GET", kind = "query", expect = page_shape, limiter = self._limits.tasks,
+  return engine:call {
+    method = "GET", purpose = "query", expect = listing.page_shape, limiter = engine:limiter("tasks"),
     path = "/tasks?" .. table.concat(query, "&"),
   }
 end
 
-local function checked(self, method, filter, level)
-  if type(self) ~= "table" or not self._transport then
-    check.fail(method, "call it as client:" .. method .. "(...)", level + 1)
-  end
-  check.open(self, "client:" .. method, level + 1)
-  local f = check.fields(FILTER, filter or {}, method, level + 1)
-  return f -- not a tail call: the levels above count this frame
+--- client:tasks(filter), on the client's `engine`: one page of the task list: { total, data,
+--- page_no, page_size, total_page, request_id }, or nil and err.
+function listing.tasks(engine, filter)
+  return fetch(engine, check.fields(FILTER, filter or {}, "tasks"))
 end
 
---- client:tasks(filter): one page of the task list: { total, data, page_no, page_size,
---- total_page, request_id }, or nil and err.
-function L:tasks(filter)
-  return fetch(self, checked(self, "tasks", filter, 2))
-end
-
---- client:each_task(filter): for item, err in client:each_task{...} do ... end, over every page
---- from filter.page_no on. A failure yields false, err and ends the loop.
-function L:each_task(filter)
-  local f = checked(self, "each_task", filter, 2)
+--- client:each_task(filter), on the client's `engine`: for item, err in client:each_task{...} do
+--- ... end, over every page from filter.page_no on. A failure yields false, err and ends the loop.
+function listing.each_task(engine, filter)
+  local f = check.fields(FILTER, filter or {}, "each_task")
   local page, i, finished = nil, 0, false
   return function()
     while not finished do
@@ -76,7 +69,7 @@ function L:each_task(filter)
       end
       if page then f.page_no = (tonumber(page.page_no) or 1) + 1 end
       local err
-      page, err = fetch(self, f)
+      page, err = fetch(engine, f)
       i = 0
       if not page then
         finished = true
@@ -89,4 +82,4 @@ function L:each_task(filter)
   end
 end
 
-return L
+return listing

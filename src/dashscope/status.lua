@@ -1,6 +1,6 @@
 -- The task statuses the service speaks (docs/protocol.md §4), in one place: which mean a task is
 -- running, which are final, and which the task list can filter on. Pure data; the files that act
--- on a status (task.lua, schedule.lua, listing.lua) read it from here.
+-- on a status (task.lua, planner.lua, polls.lua, listing.lua) read it from here.
 local status = {}
 
 --- The statuses the task list filters on (docs/protocol.md §6), in the service's order.

@@ -1,30 +1,34 @@
--- Task handles: one async job of the service (docs/protocol.md §4, §5). A task knows its id, model and
--- last status; while the client tracks it, the client's scheduler (schedule.lua) asks about it and
--- this file turns each answer into state, the final answer into the result table of docs/reference.md, and
--- status changes into events for whoever watches. The loops that wait live in client.lua.
+-- Task handles: one async job of the service (docs/protocol.md §4, §5). A task keeps what its user
+-- sees: its id, model, request_id, last status, result, watchers and how it ended. While the
+-- client tracks it, the client's engine (engine.lua) asks about it when its plan (planner.lua,
+-- which owns the plan) says; this file turns each answer into state, the final answer into the
+-- result table of docs/reference.md, and status changes into events for whoever watches. The
+-- waits run in waits.lua, the download in download.lua.
 local errors = require("dashscope.errors")
-local http = require("dashscope.http")
 local check = require("dashscope.check")
+local models = require("dashscope.models")
+local download = require("dashscope.download")
+local waits = require("dashscope.waits")
+local TERMINAL = require("dashscope.status").TERMINAL
 
 local Task = { __name = "dashscope.Task" }
 Task.__index = Task
 
-local TERMINAL = require("dashscope.status").TERMINAL
+local task = {}
 
--- Where each known model puts its video (docs/protocol.md §4); other models: both places are tried.
-local RESULT_PATH = {}
-
-local task = { Task = Task, TERMINAL = TERMINAL }
-
---- Registers where `model`'s SUCCEEDED answer carries the video URL ("output.results.video_url").
 local function split(path)
   local parts = {}
   for part in path:gmatch("[^.]+") do parts[#parts + 1] = part end
   return parts
 end
 
-function task.result_path(model, path)
-  RESULT_PATH[model] = split(path)
+-- Where each model of models.lua puts its video in a SUCCEEDED answer (docs/protocol.md §4:
+-- its contract's `result`); other models (client:submit): both places are tried.
+local RESULT_PATH = {}
+for _, contract in pairs(models) do
+  if not contract.synchronous then
+    RESULT_PATH[contract.model] = split(contract.result or "output.video_url")
+  end
 end
 
 local function dig(t, parts)
@@ -45,13 +49,12 @@ local function video_url(body, model)
   return dig(body, FLAT) or dig(body, NESTED)
 end
 
---- A handle. `submitted` (client clock) is given for a task this client has just submitted.
-function task.new(client, id, model, request_id, status, submitted)
+--- A handle for task `id` of `client`.
+function task.new(client, id, model, request_id, status)
   return setmetatable({
     id = id, model = model, request_id = request_id,
     -- a submit answer's status is taken only if it is a string (the fuzzer sent a table)
-    _client = client, _status = type(status) == "string" and status or "PENDING", _polls = 0,
-    _submitted_local = submitted, _watchers = {},
+    _client = client, _status = type(status) == "string" and status or "PENDING", _watchers = {},
   }, Task)
 end
 
@@ -146,24 +149,18 @@ end
 
 -- Queues the events of a change of status (and of the end) for delivery by the client.
 function Task:_changed()
-  local client = self._client
+  local engine = self._client._engine
   for _, w in ipairs(self._watchers) do
-    if w.on_status then client:_emit(w.on_status, self, self._status) end
+    if w.on_status then engine:emit(w.on_status, self, self._status) end
   end
   if self:ended() or self._fatal then
     local result, err = self:outcome()
     local watchers = self._watchers
     self._watchers = {}
     for _, w in ipairs(watchers) do
-      if w.on_done then client:_emit(w.on_done, self, result, err) end
+      if w.on_done then engine:emit(w.on_done, self, result, err) end
     end
   end
-end
-
--- Counts the task as asked about at `at` (a query, or a task list that placed it).
-function Task:_asked(at)
-  self._polls = self._polls + 1
-  self._last_poll = at
 end
 
 -- A status heard other than from a query answer (a task list, a cancel): set, and told.
@@ -195,32 +192,30 @@ end
 
 --- Starts one status query (non-blocking). `on_done(body, err)` runs when it has finished.
 function Task:_query(on_done)
-  local client = self._client
-  self._inflight = true
-  self:_asked(client:_now())
-  return http.start(client, {
-    method = "GET", path = "/tasks/" .. self.id, kind = "query", expect = query_shape,
-    limiter = client._limits.tasks,
+  local engine = self._client._engine
+  engine:querying(self)
+  return engine:start {
+    method = "GET", path = "/tasks/" .. self.id, purpose = "query", expect = query_shape,
+    limiter = engine:limiter("tasks"),
     on_done = function(body, err)
-      self._inflight = false
       local changed = self:_apply(body, err)
-      client:_answered(self, body, err)
+      engine:answered(self, body, err)
       if changed then self:_changed() end
       if on_done then on_done(body, err) end
     end,
-  })
+  }
 end
 
--- Raises at the caller's line when the task's client has been closed: a programming error.
+-- Raises when the task's client has been closed: a programming error.
 local function open_client(self, method)
-  check.open(self._client, "task:" .. method, 3)
+  check.open(self._client, "task:" .. method)
 end
 
 --- One status query now: the status, or nil and err.
 function Task:poll()
   open_client(self, "poll")
   local call = self:_query()
-  self._client:_run(function() return call.done end)
+  self._client._engine:run(function() return call.done end)
   if call.err then
     return nil, call.err
   end
@@ -240,7 +235,7 @@ task.WAIT_OPTIONS = WAIT_OPTIONS
 --- Waits until the task ends: the result for SUCCEEDED, else nil and err.
 function Task:wait(opts)
   open_client(self, "wait")
-  local o = check.fields(WAIT_OPTIONS, opts or {}, "task:wait", 2)
+  local o = check.fields(WAIT_OPTIONS, opts or {}, "task:wait")
   local watch
   if o.on_status then
     o.on_status(self, self._status)
@@ -250,7 +245,7 @@ function Task:wait(opts)
     watch = self:_watch { on_status = o.on_status }
   end
   local tick = o.on_tick and { every = o.tick or 1, fn = function() o.on_tick(self, self:progress()) end }
-  local result, err = self._client:_wait_one(self, { timeout = o.timeout, sleep = o.sleep }, tick)
+  local result, err = waits.wait_one(self, { timeout = o.timeout, sleep = o.sleep }, tick)
   if watch then self:_unwatch(watch) end
   return result, err
 end
@@ -258,8 +253,8 @@ end
 --- Streams the video to `path` (complete or absent): the path, or nil and err. See download.lua.
 function Task:download(path, opts)
   open_client(self, "download")
-  local done, err = require("dashscope.download").run(self, path, opts)
-  return done, err -- not a tail call: download.run's error levels count this frame
+  local done, err = download.run(self, path, opts)
+  return done, err -- not a tail call: a misuse's position is found by walking the frames
 end
 
 --- Where the task stands, as far as this client knows: { status, elapsed (seconds since the
@@ -267,26 +262,17 @@ end
 --- tasks of the model, when the service queues them), expected_end (seconds from now, once the
 --- model's run time is learned) }.
 function Task:progress()
-  local client = self._client
-  local now = client:_now()
-  local p = { status = self._status }
-  if self._submitted_local then p.elapsed = now - self._submitted_local end
-  if not self:ended() then
-    local lane = client._lanes and client._lanes[self.model or "?"]
-    if lane and lane.members[self] then
-      p.position = lane:position(self)
-    end
-    if self._expected_end then p.expected_end = math.max(0, self._expected_end - now) end
-  end
+  local p = self._client._engine:progress_of(self)
+  p.status = self._status
   return p
 end
 
 --- Cancels a task that is still PENDING: true, or nil and err.
 function Task:cancel()
   open_client(self, "cancel")
-  local client = self._client
-  local body, err = client:_call {
-    method = "POST", path = "/tasks/" .. self.id .. "/cancel", kind = "query", limiter = client._limits.tasks,
+  local engine = self._client._engine
+  local body, err = engine:call {
+    method = "POST", path = "/tasks/" .. self.id .. "/cancel", purpose = "query", limiter = engine:limiter("tasks"),
   }
   if not body then
     err.task_id = self.id
@@ -295,7 +281,7 @@ function Task:cancel()
   self._result = { task_id = self.id, model = self.model, status = "CANCELED",
                    request_id = body.request_id, output = {} }
   self:_heard("CANCELED")
-  client:_answered(self, nil, nil)
+  engine:answered(self, nil, nil)
   return true
 end
 

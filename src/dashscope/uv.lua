@@ -10,7 +10,7 @@
 -- Owns its handles only; every decision about what to send and when stays in client.lua. Errors
 -- raised while driving (a callback's, or the client's) are caught and given to on_error: they never
 -- reach the loop.
-local M = {}
+local uv = {}
 
 local Driver = {}
 Driver.__index = Driver
@@ -106,7 +106,7 @@ end
 function Driver:detach()
   if self.detached then return end
   self.detached = true
-  self.client._after_run[self] = nil
+  self.client._engine:on_after_run(self, nil)
   for fd, poll in pairs(self.polls) do
     self.polls[fd] = nil
     poll:stop()
@@ -116,21 +116,21 @@ function Driver:detach()
   self.timer:close()
 end
 
---- Attaches a driver to `client` on the luv module `uv`. opts.on_error(err) receives every error
---- raised while driving (default: a line on stderr).
-function M.attach(client, uv, opts)
+--- Attaches a driver to `client` on the luv module `luv` (vim.loop, require "luv"). opts.on_error(err)
+--- receives every error raised while driving (default: a line on stderr).
+function uv.attach(client, luv, opts)
   opts = opts or {}
   local self = setmetatable({
-    client = client, uv = uv, polls = {}, _on_poll = {},
-    timer = uv.new_timer(),
+    client = client, uv = luv, polls = {}, _on_poll = {},
+    timer = luv.new_timer(),
     on_error = opts.on_error or default_on_error,
   }, Driver)
   self._on_timer = function() self:_drive("step") end
   -- After any blocking call of the client (a submit, poll, wait or cancel), re-sync at once: a
   -- socket it closed must leave the loop before libuv polls it again.
-  client._after_run[self] = function() self:kick() end
+  client._engine:on_after_run(self, function() self:kick() end)
   self:kick()
   return self
 end
 
-return M
+return uv

@@ -1,0 +1,179 @@
+-- The calls of one client (owned by its engine): every call not finished, those on the wire, and
+-- those waiting to be sent (for their quota, or backing off before a retry). A call is a table
+-- { method, path or url, body (JSON text) or form, headers (extra), purpose (http.lua), expect,
+-- limiter, on_done; for storage hosts classify, output, progress, timeout, max_body, deadline }.
+-- Once started, its state (attempts, deadline, request, send_at, done, body_value, err) is written
+-- here only; others read it. What a request looks like and what an answer means is http.lua's.
+local errors = require("dashscope.errors")
+local http = require("dashscope.http")
+
+local calls = {}
+
+local NONE = {} -- an empty list, never written
+
+local Calls = {}
+Calls.__index = Calls
+
+--- The call queue over `transport`, for a client with `settings`, sending `user_agent`.
+function calls.new(transport, settings, user_agent)
+  return setmetatable({
+    transport = transport, settings = settings, user_agent = user_agent,
+    service = http.service_headers(settings),
+    all = {},     -- every call not finished
+    sending = {}, -- request -> call, for those on the wire
+    waiting = {}, -- calls waiting to be sent (quota, or back-off before a retry)
+  }, Calls)
+end
+
+local function send(self, call, now)
+  call.request = self.transport:request(http.request(call, self.settings, self.service, self.user_agent, now))
+  self.sending[call.request] = call
+  call.attempts = call.attempts + 1
+  call.send_at = nil
+  self.waiting[call] = nil
+end
+
+-- Holds `call` back until `at` (clock seconds).
+local function hold(self, call, at)
+  call.send_at = at
+  self.waiting[call] = true
+end
+
+-- Sends `call` now if its limiter lets it, else sets when to try again. True when sent.
+local function try_send(self, call, now)
+  local wait = call.limiter and call.limiter:delay(now) or 0
+  if wait > 0 then
+    hold(self, call, now + wait)
+    return false
+  end
+  if call.limiter then
+    call.limiter:take(now)
+  end
+  send(self, call, now)
+  return true
+end
+
+--- Queues `call` at `now`: it goes out as soon as its limiter allows; `on_done(body, err)` runs
+--- from a step when the call has finished (after any retries).
+function Calls:start(call, now)
+  call.attempts = 0
+  call.deadline = call.deadline or now + self.settings.call_timeout
+  self.all[call] = true
+  try_send(self, call, now)
+  return call
+end
+
+local function finish(self, call, body, err)
+  self.all[call] = nil
+  self.waiting[call] = nil
+  call.done, call.body_value, call.err = true, body, err
+  if err then
+    err.attempts = call.attempts
+  end
+  if call.on_done then
+    call.on_done(body, err)
+  end
+end
+
+--- Ends `call` at once with `err` (a call that never went out: the client was closed).
+function calls.refuse(call, err)
+  call.attempts = 0
+  call.done, call.err = true, err
+  if call.on_done then call.on_done(nil, err) end
+  return call
+end
+
+-- Classifies a finished transfer: retried (held for its back-off) or finished.
+local function settle(self, call, now)
+  local settings = self.settings
+  local resp, terr = call.request:response()
+  call.request:close()
+  call.request = nil
+  local body, err, retry_after = (call.classify or http.classify)(call.purpose, resp, terr, call.expect)
+  if err and err.status == 429 and call.limiter then -- the quota is spent: everybody waits (capped)
+    call.limiter:pause(now, math.min(retry_after or http.backoff(settings, call.attempts), settings.retry_max_delay))
+  end
+  local delay = http.retry_delay(settings, call, err, retry_after, now)
+  if delay then
+    call.last_err = err
+    hold(self, call, now + delay)
+  else
+    finish(self, call, body, err)
+  end
+end
+
+--- Moves every call on: finished transfers are classified, retried or completed; calls whose
+--- time has come are sent when their limiter allows. Returns the earliest time a waiting call
+--- wants to go (or nil) and whether a transfer was started.
+function Calls:advance(now)
+  local soonest, started = nil, false
+  local settled, sending = self.transport:settled(), self.sending -- what finished since the last step
+  if settled then
+    for i, request in ipairs(settled) do -- first all taken off the wire, then settled in order
+      local call = sending[request]
+      sending[request] = nil
+      settled[i] = call or false
+    end
+    for _, call in ipairs(settled) do
+      if call then settle(self, call, now) end
+    end
+  end
+  local expired
+  for call in pairs(self.waiting) do
+    if now >= call.deadline then -- still held back (quota, back-off) when its time is up
+      expired = expired or {}
+      expired[#expired + 1] = call
+    elseif now >= call.send_at then
+      started = try_send(self, call, now) or started
+    end
+    local at = call.send_at and math.min(call.send_at, call.deadline)
+    if at and (not soonest or at < soonest) then
+      soonest = at
+    end
+  end
+  -- Finished after the walk: their callbacks may start new calls.
+  for _, call in ipairs(expired or NONE) do
+    finish(self, call, nil, call.last_err or errors.new { code = "Timeout", retryable = true,
+      message = string.format("not sent within call_timeout (%g s): still waiting for the quota",
+        self.settings.call_timeout) })
+  end
+  return soonest, started
+end
+
+--- Stops the attempt of `call` on the wire, if any: it finishes (or is retried) at the next step.
+function calls.cancel(call)
+  if call.request then call.request:cancel() end
+end
+
+--- True while any call is not finished.
+function Calls:busy()
+  return next(self.all) ~= nil
+end
+
+--- Drops every call (client:close): their requests are closed and the queue emptied. Returns the
+--- calls that had not finished, each with whether a request of it was on the wire, for calls.abort.
+function Calls:drop()
+  local dropped = {}
+  for call in pairs(self.all) do
+    dropped[#dropped + 1] = { call = call, sent = call.request ~= nil }
+    if call.request then call.request:close() end
+  end
+  self.all, self.sending, self.waiting = {}, {}, {}
+  return dropped
+end
+
+--- Ends the calls Calls:drop returned with an Aborted error (a submit on the wire says the task
+--- may exist).
+function calls.abort(dropped)
+  for _, d in ipairs(dropped) do
+    local call = d.call
+    if not call.done then
+      local err = errors.closed { sent = d.sent and call.purpose == "submit" }
+      err.attempts = call.attempts
+      call.done, call.err = true, err
+      if call.on_done then call.on_done(nil, err) end
+    end
+  end
+end
+
+return calls

@@ -1,0 +1,76 @@
+-- When a task is asked next, as pure functions of its poll plan (read, never written: the plan is
+-- planner.lua's) and its lane's figures (runtimes.lua). Times are on the client's clock; `s`
+-- holds poll_interval and max_poll_interval.
+local nextask = {}
+
+local GROWTH = 1.5     -- geometric schedule factor while the duration is unknown
+local SPARSE = 3       -- the same for tasks behind the head of a parallel lane
+
+--- A task of a lane with a known run time `d`: its next ask just after its expected end (or a
+--- growing step once asked then and not done), and its expected end (the next one's start in a
+--- queue, where `previous_end` is the expected end of the task before).
+function nextask.known(p, learned, now, s, d, wait, previous_end)
+  local start = p.started_local
+  if not start then
+    start = (p.submitted_local or now) + wait
+    if learned.parallel == false and previous_end and previous_end > start then
+      start = previous_end
+    end
+  end
+  local due = start + d + learned:slack_for(d)
+  if not p.submitted_local and not p.last_poll then
+    due = now -- a task resumed by id: first see where it is
+  elseif p.last_poll and p.last_poll >= start + d then
+    -- asked at or after the expected end and not done: a short step that grows
+    local step = math.max(0.05, 0.05 * d) * 2 ^ math.max(0, (p.late or 1) - 1)
+    due = p.last_poll + math.min(step, s.max_poll_interval)
+  end
+  return due, start + d
+end
+
+--- A task of a lane still learning its run time (`rank`: its place in the lane of `count` tasks),
+--- or nil: not now, wait for news. Tasks of one model run about as long as each other: the head
+--- teaches the run time for all the others, and one probe behind it tells a queue from parallel
+--- runs. In a queue the rest cannot end before the head; running in parallel they are asked
+--- sparsely (a short input may end first).
+function nextask.unknown(p, parallel, count, rank, now, s)
+  local heads = parallel == nil and 2 or 1
+  local interval
+  if rank <= heads or (p.last_poll == nil and p.submitted_local == nil) then
+    -- the more tasks wait for the lesson, the more often it is worth asking
+    interval = s.poll_interval * GROWTH ^ p.polls
+    interval = math.min(interval, s.max_poll_interval) / math.max(1, math.sqrt(count / 10))
+  elseif parallel then
+    interval = s.poll_interval * 2 * SPARSE ^ p.polls
+  end
+  return interval and
+    (p.last_poll or p.submitted_local or (now - interval)) + math.min(interval, s.max_poll_interval)
+end
+
+--- max_poll_interval is the longest a tracked task goes without a question (since `since`),
+--- whatever its lane planned (a run time learned wrong, a queue waiting for news): an ask `due`
+--- later is brought forward, and said capped (second result: true), since such an ask is not
+--- expected to find the task ended and may go through a task list with others. Capped asks are
+--- rounded down to a grid of a quarter of max_poll_interval, so that tasks submitted close
+--- together fall due together and share a list.
+function nextask.cap(due, since, s)
+  if due and due <= since + s.max_poll_interval then
+    return due, nil
+  end
+  local grid = s.max_poll_interval / 4
+  return math.floor((since + s.max_poll_interval) / grid) * grid, true
+end
+
+--- Has the lane's picture moved since its last whole plan (`planned`: { d, wait, slack }), enough
+--- that every task's ask moves? Small drifts are let be: an ask planned with a run time 2 % off,
+--- or a slack a quarter off, is still close to the task's end, and replanning every task on each
+--- answer costs O(tasks).
+function nextask.drifted(planned, learned, d, wait)
+  if not planned then return true end
+  local tol = 0.02 * d + 0.005
+  local slack, pslack = learned:slack_for(d), planned.slack
+  return math.abs(d - planned.d) > tol or math.abs(wait - planned.wait) > tol
+    or math.abs(slack - pslack) > 0.25 * pslack + 0.002
+end
+
+return nextask

@@ -1,0 +1,87 @@
+-- Asking about the due tasks of a lane (the engine's step calls polls.ask): one status query each,
+-- or, when many are due at once, pages of the task list (docs/protocol.md §6) that say which of
+-- them ended; only those are then queried for their results, and the others count as asked.
+-- Which tasks are due, and which may be listed, is the planner's (planner.lua); this file sends
+-- the questions through the engine's methods and writes no one's fields.
+local listing = require("dashscope.listing")
+local TERMINAL = require("dashscope.status").TERMINAL
+
+local polls = {}
+
+local LIST_MIN = 4        -- due tasks of one lane from which one task list beats one query each
+local LIST_PAGE = 100
+local LIST_PAGES = 20     -- pages read for one look at the list, at most
+
+-- The service time from which a task list covers every task of `due`, or nil when a list will not
+-- do. Tasks asked early for max_poll_interval's sake (capped) have mostly not ended, so from two
+-- on a list page beats a query each.
+local function list_from(engine, lane, due, capped)
+  local offset = engine.clock.offset
+  if #due < (capped == #due and 2 or LIST_MIN) or lane.model == "?" or not offset then
+    return nil
+  end
+  local submitted = lane:submitted_since(due)
+  return submitted and submitted - offset
+end
+
+-- Applies a task list to the due tasks: the ended (or unplaced) are fetched next, the others
+-- count as asked.
+local function listed(engine, lane, due, statuses, err)
+  local at = engine:now()
+  for _, t in ipairs(due) do
+    local status = statuses[t.id]
+    if err or not status or TERMINAL[status] then
+      lane:ask_at(t, at) -- ended (or not placed): its own query comes next
+    else
+      engine:asked(t, at)
+      t:_heard(status)
+      engine:answered(t, nil, nil)
+    end
+  end
+end
+
+-- Reads pages of the task list (newest first) until every task of `due` is placed, or the pages
+-- run out (at most LIST_PAGES), then applies what they said.
+local function list(engine, lane, due, start_time)
+  local statuses, unplaced, wanted = {}, #due, {}
+  for _, t in ipairs(due) do wanted[t.id] = true end
+  local function page(no)
+    engine:start {
+      method = "GET", purpose = "query", expect = listing.page_shape, limiter = engine:limiter("tasks"),
+      path = string.format("/tasks?model_name=%s&start_time=%s&page_no=%d&page_size=%d",
+        lane.model, start_time, no, LIST_PAGE),
+      on_done = function(body, err)
+        for _, item in ipairs(body and body.data or {}) do
+          if type(item) == "table" and type(item.status) == "string" -- an unreadable status: not placed
+             and wanted[item.task_id] and not statuses[item.task_id] then
+            statuses[item.task_id] = item.status
+            unplaced = unplaced - 1
+          end
+        end
+        local pages = body and tonumber(body.total_page) or 0
+        if not err and unplaced > 0 and no < pages and no < LIST_PAGES then
+          return page(no + 1)
+        end
+        listed(engine, lane, due, statuses, err)
+      end,
+    }
+  end
+  page(1)
+end
+
+--- Asks about `due` (tasks of `lane` whose asks have come): queried one by one, the tasks a list
+--- said ended and those asked at their expected end; the others through a task list when one
+--- covers them (planner.lua's Lane:split_due says which is which).
+function polls.ask(engine, lane, due)
+  local one_by_one, listable, capped = lane:split_due(due)
+  for _, t in ipairs(one_by_one) do t:_query() end
+  local from = list_from(engine, lane, listable, capped)
+  if not from then
+    for _, t in ipairs(listable) do t:_query() end
+    return
+  end
+  lane:listing(listable)
+  list(engine, lane, listable, os.date("%Y%m%d%H%M%S", math.floor(from) - 1))
+end
+
+return polls
