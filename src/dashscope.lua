@@ -21,7 +21,6 @@ local dashscope = {
   is_misuse = misuse.is,
   nearest = check.nearest,
   range_text = check.range_text,
-  _core = core,
 }
 
 --- dashscope.new(opts): a client. Raises on a bad option or when no API key is found.

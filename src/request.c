@@ -706,8 +706,6 @@ static void push_error(lua_State *L, ds_request *r) {
   lua_createtable(L, 0, 6);
   lua_pushstring(L, outcome_names[r->outcome]);
   lua_setfield(L, -2, "outcome");
-  lua_pushstring(L, outcome_names[r->outcome]);
-  lua_setfield(L, -2, "kind");  /* TODO(lead): drop once the Lua layer reads outcome */
   push_message(L, r);
   lua_setfield(L, -2, "message");
   lua_pushinteger(L, (lua_Integer)r->code);

@@ -225,7 +225,7 @@ function Client:upload(model, path)
   if not ok then
     return nil, err
   end
-  return file.urls[model]
+  return files.uploaded(file, model)
 end
 
 --- client:submit(model, input, parameters): any async video-synthesis model, sent as given.

@@ -1,14 +1,16 @@
 -- Client options: their contract (checked by check.lua like any model), their defaults, and where
 -- the environment fills them in (docs/protocol.md §12.2). Reads the environment and the key file; owns
 -- no network code.
+local core = require("dashscope.core")
 local check = require("dashscope.check")
+local localfile = require("dashscope.localfile")
 local url = require("dashscope.url")
 
 local config = {}
 
 config.DEFAULT_BASE_URL = "https://dashscope.aliyuncs.com/api/v1"
 
--- Defaults of the scheduler (schedule.lua: 1 s, growing 1.5x per query up to 10 s while a
+-- Defaults of the poll plans (nextask.lua: 1 s, growing 1.5x per query up to 10 s while a
 -- model's run time is unknown) and docs/protocol.md §11's retry policy.
 config.DEFAULTS = {
   timeout = 60,
@@ -107,7 +109,7 @@ local function read_key_file(path)
   if path:find("%z") then
     return nil
   end
-  local text = require("dashscope.core").file_read(path, 64 * 1024)
+  local text = core.file_read(path, 64 * 1024)
   text = text and trim(text)
   if text == nil or text == "" then
     return nil
@@ -155,7 +157,7 @@ local function api_key(given, getenv)
     explicit = read_key_file(given.api_key_file)
     if not explicit then
       check.fail("dashscope.new", "field 'api_key_file': cannot read a key from "
-        .. require("dashscope.localfile").quote(given.api_key_file)
+        .. localfile.quote(given.api_key_file)
         .. " (it must be a readable regular file holding the key)", "api_key_file")
     end
   end

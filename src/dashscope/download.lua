@@ -42,7 +42,7 @@ end
 -- URL past its lifetime is ResultExpired (http.storage_expired says how that is told).
 local function classify(o, stream)
   return function(purpose, resp, terr)
-    local outcome = terr and http.outcome(terr)
+    local outcome = terr and terr.outcome
     if outcome == "write" then
       return nil, errors.new { code = "WriteError", retryable = false,
         message = "cannot write the video: " .. tostring(terr.message) }

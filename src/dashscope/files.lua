@@ -25,6 +25,9 @@ local quote = localfile.quote
 -- Per engine (one per client), model -> { data = the upload policy, expires = client clock }.
 -- Owned here; weak, so a client nobody holds takes its cache along.
 local policies = setmetatable({}, { __mode = "k" })
+-- LocalFile -> { [model] = oss:// URL }: what each file was uploaded to (a LocalFile itself is
+-- never written: it is localfile.lua's). Weak: the entry goes with the file.
+local uploads = setmetatable({}, { __mode = "k" })
 
 local OSS_HEADER = "X-DashScope-OssResourceResolve: enable"
 
@@ -124,7 +127,7 @@ end
 -- `expired` (error -> true).
 local function classify_upload(file, expired)
   return function(purpose, resp, terr)
-    if terr and http.outcome(terr) == "read" then
+    if terr and terr.outcome == "read" then
       return nil, read_error(file, (tostring(terr.message):gsub("^[^:]*: ", "")))
     end
     local body, err, retry_after = http.classify_storage(purpose, resp, terr)
@@ -190,13 +193,14 @@ function files.upload(engine, model, list)
     end
     local left, first_err, expired = 0, nil, {}
     for _, file in ipairs(list) do
-      if not file.urls or not file.urls[model] then
+      if not files.uploaded(file, model) then
         left = left + 1
         post(engine, file, data, expired, function(oss_url, perr)
           left = left - 1
           if oss_url then
-            file.urls = file.urls or {}
-            file.urls[model] = oss_url
+            local urls = uploads[file] or {}
+            uploads[file] = urls
+            urls[model] = oss_url
           else
             first_err = first_err or perr
           end
@@ -210,6 +214,12 @@ function files.upload(engine, model, list)
       return true
     end
   end
+end
+
+--- The oss:// URL `file` (a LocalFile) was uploaded to for `model`, or nil.
+function files.uploaded(file, model)
+  local urls = uploads[file]
+  return urls and urls[model]
 end
 
 --- Replaces every LocalFile in `input` (a table of field values) by its oss:// URL for `model`,
@@ -228,7 +238,7 @@ function files.resolve(engine, model, input)
     return nil, err
   end
   for k, v in pairs(input) do
-    if localfile.is(v) then input[k] = v.urls[model] end
+    if localfile.is(v) then input[k] = files.uploaded(v, model) end
   end
   return true
 end

@@ -33,13 +33,6 @@ local BILLED = { submit = true, detect = true }
 local UNSURE = " The request was sent, so the task may or may not have been created:"
   .. " client:tasks() lists recent tasks."
 
---- How a transfer failed, as the transport says it ("timeout", "too_large", "aborted", "read",
---- "write", ...). Read from `outcome`; `kind` is the older name of the same field, which the
---- transport still sets.
-function http.outcome(terr)
-  return terr.outcome or terr.kind
-end
-
 --- The headers every request to the service carries, for the client's `settings`.
 function http.service_headers(settings)
   local headers = { "Accept: application/json" }
@@ -139,7 +132,7 @@ local FAILURE_CODE = { timeout = "Timeout", too_large = "BadResponse", aborted =
 
 -- A transfer that got no answer (or one too big to read): the error for a call of `purpose`.
 local function failure(purpose, terr)
-  local outcome = http.outcome(terr)
+  local outcome = terr.outcome -- how the transfer failed: "timeout", "too_large", "aborted", ...
   local e = { code = FAILURE_CODE[outcome] or "NetworkError", message = terr.message }
   if outcome == "too_large" then -- an answer came, too big to read (a created task's, maybe)
     e.retryable = false
@@ -252,9 +245,17 @@ function http.backoff(settings, attempt)
   return math.random() * cap
 end
 
+-- The time a retry must have left before the call's deadline: one sent with milliseconds to go
+-- can only end in a Timeout, which would replace the error it retried (and, for a submit whose
+-- body left, put the task in doubt). A tenth of call_timeout, at most a quarter of a second.
+local function reserve(settings)
+  return math.min(0.25, 0.1 * settings.call_timeout)
+end
+
 --- How long to wait before retrying `call` after `err`, or nil when it is not retried: the
 --- back-off, or the service's Retry-After when longer, up to retry_max_delay (a day-long one would
---- freeze the client), and no retry is planned past the call's deadline. A submit or detect
+--- freeze the client), and no retry is planned past the call's deadline (less a reserve for the
+--- retry's own answer). A submit or detect
 --- answered 429 created nothing, so it is retried until created or its deadline whatever
 --- max_retries says: giving up would lose the job (docs/protocol.md §11).
 function http.retry_delay(settings, call, err, retry_after, now)
@@ -263,7 +264,7 @@ function http.retry_delay(settings, call, err, retry_after, now)
   local delay = math.min(math.max(retry_after or 0, http.backoff(settings, call.attempts)), settings.retry_max_delay)
   local uncreated = err.status == 429 and BILLED[call.purpose]
   if call.attempts > settings.max_retries and not uncreated then return nil end
-  if now + delay >= call.deadline then return nil end
+  if now + delay + reserve(settings) >= call.deadline then return nil end
   return delay
 end
 
