@@ -66,10 +66,12 @@ end
 local function finish(self, call, body, err)
   self.all[call] = nil
   self.waiting[call] = nil
-  call.done, call.body_value, call.err = true, body, err
   if err then
+    -- Stamped here, once, before the call's owner sees it: the error was made for this call (by
+    -- its classify), and a classify may remember it by identity (files.lua's expired policies).
     err.attempts = call.attempts
   end
+  call.done, call.body_value, call.err = true, body, err
   if call.on_done then
     call.on_done(body, err)
   end
@@ -168,8 +170,7 @@ function calls.abort(dropped)
   for _, d in ipairs(dropped) do
     local call = d.call
     if not call.done then
-      local err = errors.closed { sent = d.sent and call.purpose == "submit" }
-      err.attempts = call.attempts
+      local err = errors.closed { sent = d.sent and call.purpose == "submit", attempts = call.attempts }
       call.done, call.err = true, err
       if call.on_done then call.on_done(nil, err) end
     end

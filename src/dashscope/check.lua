@@ -245,7 +245,6 @@ end
 --- Raises the standard misuse (misuse.lua): "what: text", about `field` when one is at fault. The
 --- position is found by misuse.lua (the user's line), so no level is passed.
 function check.fail(what, text, field, rule)
-  if type(field) == "number" then field = nil end -- an old-style level: ignored
   misuse.raise(what, text, field, rule)
 end
 

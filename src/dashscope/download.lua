@@ -52,11 +52,11 @@ local function classify(o, stream)
     end
     local body, err, retry_after = http.classify_storage(purpose, resp, terr)
     if err and stream and terr and (terr.written or 0) > 0 then
-      err.retryable = false -- bytes already went out: a retry would send them twice
+      err = errors.with(err, { retryable = false }) -- bytes already went out: a retry would send them twice
     end
     if err and http.storage_expired(resp) then
-      err.code = "ResultExpired"
-      err.message = "the video URL has expired (results are kept 24 h after the task ends): " .. err.message
+      err = errors.with(err, { code = "ResultExpired",
+        message = "the video URL has expired (results are kept 24 h after the task ends): " .. err.message })
     end
     return body, err, retry_after
   end
@@ -148,8 +148,7 @@ local function transfer(t, video_url, fd, o, stream)
   local deadline = core.now() + (o.timeout or 3600)
   local resp, ferr = fetch(t._client._engine, video_url, fd, o, deadline, stream)
   if not resp then
-    ferr.task_id = t.id
-    return nil, ferr
+    return nil, errors.with(ferr, { task_id = t.id })
   end
   local expected = tonumber(resp.headers and resp.headers["content-length"])
   if expected and resp.written ~= expected then

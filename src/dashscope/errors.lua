@@ -53,6 +53,15 @@ function errors.closed(fields)
   return errors.new(fields)
 end
 
+--- A new error value: `err`'s fields with `fields` over them. An error is not changed once made:
+--- a caller that knows more (the task it was about, what it means here) makes a new one.
+function errors.with(err, fields)
+  local copy = {}
+  for k, v in pairs(err) do copy[k] = v end
+  for k, v in pairs(fields) do copy[k] = v end
+  return errors.new(copy)
+end
+
 --- True for values made by errors.new.
 function errors.is(value)
   return getmetatable(value) == Error

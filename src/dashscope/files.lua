@@ -167,9 +167,11 @@ local function post(engine, file, data, expired, on_done)
         err = nil
       end
       if err then
+        local was_expired = expired[err]
         if err.code ~= "ReadError" then
-          err.message = "uploading " .. quote(file.path) .. ": " .. tostring(err.message)
+          err = errors.with(err, { message = "uploading " .. quote(file.path) .. ": " .. tostring(err.message) })
         end
+        expired[err] = was_expired
         return on_done(nil, err)
       end
       on_done("oss://" .. key)

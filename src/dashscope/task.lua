@@ -275,8 +275,7 @@ function Task:cancel()
     method = "POST", path = "/tasks/" .. self.id .. "/cancel", purpose = "query", limiter = engine:limiter("tasks"),
   }
   if not body then
-    err.task_id = self.id
-    return nil, err
+    return nil, errors.with(err, { task_id = self.id })
   end
   self._result = { task_id = self.id, model = self.model, status = "CANCELED",
                    request_id = body.request_id, output = {} }
