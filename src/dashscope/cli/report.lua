@@ -2,7 +2,6 @@
 -- line redrawn in place ("\r", then clear to the end of the line) below the lasting lines;
 -- elsewhere (a pipe, a log file) only the lasting lines, one per event. --quiet shows nothing but
 -- errors. What a command prints as its result on stdout is the command's own (jobs.lua, tasks.lua).
-require("dashscope") -- first: it loads the C core
 local core = require("dashscope.core") -- isatty: mechanism only the C core has
 local text = require("dashscope.cli.text")
 
