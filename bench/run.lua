@@ -13,7 +13,8 @@
 local USAGE = [[
 usage: lua5.4 bench/run.lua [options]     (run through spec/with-server)
 
-  --only LIST               comma-separated workloads: W1,W2,W3,N1,N100,N1000,FLOOR,BASE (default: all)
+  --only LIST               comma-separated workloads: W1,W2,W3,N1,N100,N1000,N10000,FLOOR,BASE
+                            (default: all)
   --scale F                 multiply every job duration by F (default 1)
   --duration S              job duration of N1 and N100, before --scale (default 5)
   --jobs-1000-duration S    job duration of N1000, before --scale (default: --duration)
@@ -78,7 +79,7 @@ do
   opts.jobs1000 = opts.jobs1000 or opts.duration
   if opts.only then
     if opts.only.BASELINE then opts.only.BASE = true end
-    for _, w in ipairs { "N=1", "N=100", "N=1000" } do
+    for _, w in ipairs { "N=1", "N=100", "N=1000", "N=10000" } do
       if opts.only[w] then opts.only[w:gsub("=", "")] = true end
     end
   end
@@ -218,8 +219,8 @@ end
 -- Workloads
 ---------------------------------------------------------------------------------------------------
 
-local function durations(running)
-  return { pending = 0, pre_processing = 0, running = running, post_processing = 0 }
+local function durations(running, pending)
+  return { pending = pending or 0, pre_processing = 0, running = running, post_processing = 0 }
 end
 
 local S = opts.scale
@@ -240,6 +241,10 @@ local WORKLOADS = {
   { id = "N1000", title = "N=1000 × " .. d(opts.jobs1000) .. ", quotas off",
     jobs = 1000, running = opts.jobs1000 * S, concurrency = 0, server_limits = false,
     client_limits_off = true },
+  -- What a client holds while thousands of tasks wait and then end together: the memory row.
+  { id = "N10000", title = "N=10000, " .. d(30) .. " pending + " .. d(5) .. " running, quotas off",
+    jobs = 10000, pending = 30 * S, running = 5 * S, concurrency = 0, server_limits = false,
+    client_limits_off = true, memory = true },
   -- Not a workload of the client: the same status query through the bare C transport (libcurl),
   -- one every 0.1 s as W2 paces its requests, for what a request costs below the client's layer.
   { id = "FLOOR", title = "floor: bare libcurl GET, 200 × 0.1 s apart",
@@ -255,6 +260,7 @@ local TARGETS = {
          { "TCP conns", "connections", 8 }, { "CPU/req ms", "cpu_per_req_ms", 0.1 } },
   W3 = { { "requests", "requests", 12 }, { "lag", "lag_max", 3.0 }, { "CPU % waiting", "cpu_pct", 1.0 } },
   N1000 = { { "req/job", "req_per_job", 2.5 }, { "wall/ideal", "wall_ideal", 1.2 } },
+  N10000 = { { "peak RSS MiB", "peak_mib", 40 }, { "RSS after close - start MiB", "rss_kept_mib", 10 } },
 }
 
 local SUBMIT_MODEL = "liveportrait"
@@ -283,6 +289,29 @@ local function count_code(errors, err)
 end
 
 local RESULT_MARK = "BENCH-RESULT "
+
+-- The process's resident set now, KiB (/proc/self/status VmRSS), or nil off Linux.
+local function rss_now()
+  local kib = (read_file("/proc/self/status") or ""):match("VmRSS:%s*(%d+)")
+  return tonumber(kib)
+end
+
+-- Submits w.jobs at once and waits for them all: finished, submitted, wait mode, the CPU and time
+-- when the last submit went out. The tasks are this function's: gone once it returns.
+local function submit_and_wait(w, client, errors)
+  local tasks = {}
+  for i = 1, w.jobs do
+    local t, err = client:liveportrait(job_fields(i))
+    if t then tasks[#tasks + 1] = t else count_code(errors, err) end
+  end
+  local cpu_submitted, t_submitted = rusage(), now()
+  local results, errs, wait_mode = wait_tasks(client, tasks)
+  local finished = 0
+  for i = 1, #tasks do
+    if results[i] then finished = finished + 1 else count_code(errors, errs[i] or "no result") end
+  end
+  return finished, #tasks, wait_mode, cpu_submitted, t_submitted
+end
 
 -- The FLOOR row: w.jobs status queries of one task, w.pace apart, each alone through the client's
 -- C transport (no Lua layer: no classification, JSON, scheduling). Returns CPU seconds, requests.
@@ -327,6 +356,7 @@ local function worker(w)
     return
   end
   local submitted, finished, errors, wait_mode = 0, 0, {}, "task:wait() after each submit"
+  local rss_start = rss_now()
   local cpu0, t0 = rusage(), now()
   local cpu_submitted, t_submitted
   if w.serial then
@@ -341,23 +371,17 @@ local function worker(w)
       end
     end
   else
-    local tasks = {}
-    for i = 1, w.jobs do
-      local t, err = client:liveportrait(job_fields(i))
-      if t then tasks[#tasks + 1] = t else count_code(errors, err) end
-    end
-    submitted = #tasks
-    cpu_submitted, t_submitted = rusage(), now()
-    local results, errs
-    results, errs, wait_mode = wait_tasks(client, tasks)
-    for i = 1, #tasks do
-      if results[i] then finished = finished + 1 else count_code(errors, errs[i] or "no result") end
-    end
+    finished, submitted, wait_mode, cpu_submitted, t_submitted = submit_and_wait(w, client, errors)
   end
   local t1, cpu1 = now(), rusage()
+  local lua_kib = collectgarbage("count")
   client:close()
+  client = nil -- luacheck: ignore 311 (let go, as a user would, before the collection)
+  collectgarbage("collect")
+  collectgarbage("collect")
   io.write(RESULT_MARK, cjson.encode {
     wall = t1 - t0, cpu = math.max(0, cpu1.cpu - cpu0.cpu), maxrss = cpu1.maxrss,
+    rss_start = rss_start, rss_closed = rss_now(), lua_kib = lua_kib,
     user = cpu1.user - cpu0.user, system = cpu1.system - cpu0.system,
     submit_cpu = cpu_submitted and cpu_submitted.cpu - cpu0.cpu, submit_wall = t_submitted and t_submitted - t0,
     submitted = submitted, finished = finished, errors = errors, wait_mode = wait_mode,
@@ -369,7 +393,7 @@ local function deadline(w)
   local submit_rate = w.server_limits and 5 or 100
   local queue = w.concurrency == 1 and w.jobs or 1
   local per_job = w.serial and w.running + 6 or 0
-  return math.ceil(3 * (w.jobs / submit_rate + w.running * queue + per_job * w.jobs) + 120)
+  return math.ceil(3 * (w.jobs / submit_rate + (w.pending or 0) + w.running * queue + per_job * w.jobs) + 120)
 end
 
 local function run_worker(w)
@@ -410,7 +434,7 @@ local function run(w)
   control("POST", "/reset")
   local quota = control("POST", "/config", {
     concurrency = w.concurrency, rate_limits = w.server_limits, latency = opts.latency,
-    durations = durations(w.running),
+    durations = durations(w.running, w.pending),
   }).rate_limit_rps
 
   local c = run_worker(w)
@@ -429,12 +453,13 @@ local function run(w)
     end
   end
 
-  local first_submit, last_end
+  local first_submit, last_submit, first_end, last_end
   local answered, queries, lists = {}, {}, 0
   for _, e in ipairs(log) do
     local path = e.path:gsub("%?.*$", "")
     if e.method == "POST" and path:find("/video%-synthesis/?$") then
       if not first_submit or e.time < first_submit then first_submit = e.time end
+      if not last_submit or e.time > last_submit then last_submit = e.time end
     end
     local id = path:match("^/api/v1/tasks/([^/]+)/?$")
     if id and e.method == "GET" then queries[id] = (queries[id] or 0) + 1 end
@@ -446,6 +471,7 @@ local function run(w)
   for _, t in ipairs(server_tasks) do
     if t.ended_at and t.ended_at ~= cjson.null then
       if not last_end or t.ended_at > last_end then last_end = t.ended_at end
+      if not first_end or t.ended_at < first_end then first_end = t.ended_at end
       if t.seen_at and t.seen_at ~= cjson.null then
         lags[#lags + 1] = t.seen_at - t.ended_at
       else
@@ -456,6 +482,15 @@ local function run(w)
   end
 
   local ideal = (first_submit and last_end) and (last_end - first_submit) or nil
+  -- Requests per second while every task waits: from the last submit to the first task's end.
+  local waiting_rps
+  if last_submit and first_end and first_end > last_submit then
+    local n = 0
+    for _, e in ipairs(log) do
+      if e.host == "api" and e.time > last_submit and e.time < first_end then n = n + 1 end
+    end
+    waiting_rps = n / (first_end - last_submit)
+  end
   local requests = c.requests or stats.requests
   local mps = stats.max_per_second or {}
   local failed = c.failed
@@ -472,7 +507,10 @@ local function run(w)
     cpu = c.cpu, user = c.user, system = c.system, submit_cpu = c.submit_cpu, submit_wall = c.submit_wall,
     cpu_per_req_ms = requests > 0 and c.cpu / requests * 1000 or nil,
     cpu_pct = c.wall > 0 and c.cpu / c.wall * 100 or nil,
-    maxrss = c.maxrss,
+    maxrss = c.maxrss, waiting_rps = waiting_rps, lua_kib = c.lua_kib,
+    rss_start = c.rss_start, rss_closed = c.rss_closed,
+    peak_mib = c.maxrss and c.maxrss / 1024,
+    rss_kept_mib = c.rss_closed and c.rss_start and (c.rss_closed - c.rss_start) / 1024,
     mps_submit = mps[SUBMIT_MODEL] or 0, quota_submit = quota[SUBMIT_MODEL],
     mps_tasks = mps.tasks or 0, quota_tasks = quota.tasks,
     by_kind = stats.by_kind, answered = answered, lists = lists,
@@ -608,6 +646,16 @@ if by_id.FLOOR and by_id.W2 and by_id.FLOOR.cpu_per_req_ms and by_id.W2.cpu_per_
     .. " through the C transport alone: what libcurl and the kernel cost on this machine before any"
     .. " Lua runs (W2 shares its wake-ups between requests).",
     w2, f, w2 / f)
+end
+for _, r in ipairs(rows) do
+  if r.w.memory and not (r.na or r.failed) then
+    notes[#notes + 1] = string.format("- %s memory: RSS %s at the start, %s at the peak, %s after"
+      .. " `client:close()` and a full collection (Lua heap %s before close); %s requests/s while"
+      .. " every task waited (from the last submit to the first task's end).", r.w.id,
+      fmt(r.rss_start and r.rss_start / 1024, "%.1f", " MiB"), fmt(r.peak_mib, "%.1f", " MiB"),
+      fmt(r.rss_closed and r.rss_closed / 1024, "%.1f", " MiB"), fmt(r.lua_kib and r.lua_kib / 1024, "%.1f", " MiB"),
+      fmt(r.waiting_rps, "%.1f"))
+  end
 end
 local wait_modes, seen_modes = {}, {}
 for _, r in ipairs(rows) do
