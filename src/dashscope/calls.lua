@@ -2,14 +2,22 @@
 -- those waiting to be sent (for their quota, or backing off before a retry). A call is a table
 -- { method, path or url, body (JSON text) or form, headers (extra), purpose (http.lua), expect,
 -- limiter, on_done; for storage hosts classify, output, progress, timeout, max_body, deadline }.
--- Once started, its state (attempts, deadline, request, send_at, done, body_value, err) is written
--- here only; others read it. What a request looks like and what an answer means is http.lua's.
+-- Once started, its state (attempts, deadline, request, send_at, queued, done, body_value, err) is
+-- written here only; others read it. What a request looks like and what an answer means is http.lua's.
+--
+-- At most `wire` calls are on the wire at once (a few per connection): the others wait here, as
+-- tables, for a slot. A request (an easy handle, its headers and buffers, in C) is made only when
+-- its call goes out, so 10,000 calls waiting cost their specs, not 10,000 handles queued in libcurl.
 local errors = require("dashscope.errors")
 local http = require("dashscope.http")
 
 local calls = {}
 
 local NONE = {} -- an empty list, never written
+
+-- Transfers on the wire per connection allowed (max_connections): two keeps libcurl's own queue a
+-- little full, so a connection that comes free starts its next transfer without waiting for a step.
+local WIRE_PER_CONNECTION = 2
 
 local Calls = {}
 Calls.__index = Calls
@@ -22,12 +30,17 @@ function calls.new(transport, settings, user_agent)
     all = {},     -- every call not finished
     sending = {}, -- request -> call, for those on the wire
     waiting = {}, -- calls waiting to be sent (quota, or back-off before a retry)
+    wire = WIRE_PER_CONNECTION * (settings.max_connections or 6), -- most on the wire at once
+    on_wire = 0,  -- how many are
+    ready = {}, ready_head = 1, ready_tail = 0, -- FIFO of calls due, waiting for a slot on the wire
+    ended = {},   -- calls ended while waiting for a slot (cancelled), finished at the next advance
   }, Calls)
 end
 
 local function send(self, call, now)
   call.request = self.transport:request(http.request(call, self.settings, self.service, self.user_agent, now))
   self.sending[call.request] = call
+  self.on_wire = self.on_wire + 1
   call.attempts = call.attempts + 1
   call.send_at = nil
   self.waiting[call] = nil
@@ -39,8 +52,21 @@ local function hold(self, call, at)
   self.waiting[call] = true
 end
 
--- Sends `call` now if its limiter lets it, else sets when to try again. True when sent.
+-- Puts `call` at the back of the calls waiting for a slot on the wire.
+local function enqueue(self, call)
+  self.waiting[call] = nil
+  call.send_at, call.queued = nil, true
+  self.ready_tail = self.ready_tail + 1
+  self.ready[self.ready_tail] = call
+end
+
+-- Sends `call` now if a slot on the wire is free and its limiter lets it; else queues it for a
+-- slot or sets when to try again. True when sent.
 local function try_send(self, call, now)
+  if self.on_wire >= self.wire then
+    enqueue(self, call)
+    return false
+  end
   local wait = call.limiter and call.limiter:delay(now) or 0
   if wait > 0 then
     hold(self, call, now + wait)
@@ -66,6 +92,7 @@ end
 local function finish(self, call, body, err)
   self.all[call] = nil
   self.waiting[call] = nil
+  call.queued = nil
   if err then
     -- Stamped here, once, before the call's owner sees it: the error was made for this call (by
     -- its classify), and a classify may remember it by identity (files.lua's expired policies).
@@ -104,22 +131,51 @@ local function settle(self, call, now)
   end
 end
 
+local function timed_out(self, why)
+  return errors.new { code = "Timeout", retryable = true,
+    message = string.format("not sent within call_timeout (%g s): still waiting for %s",
+      self.settings.call_timeout, why) }
+end
+
+-- Sends the calls waiting for a slot, in order, while slots are free. Returns those whose time was
+-- up (or nil), and true when a transfer was started.
+local function fill_wire(self, now)
+  local expired, started, ready = nil, false, self.ready
+  while self.ready_head <= self.ready_tail and self.on_wire < self.wire do
+    local call = ready[self.ready_head]
+    ready[self.ready_head] = nil
+    self.ready_head = self.ready_head + 1
+    if call.queued then -- else cancelled meanwhile
+      call.queued = nil
+      if now >= call.deadline then
+        expired = expired or {}
+        expired[#expired + 1] = call
+      else
+        started = try_send(self, call, now) or started
+      end
+    end
+  end
+  return expired, started
+end
+
 --- Moves every call on: finished transfers are classified, retried or completed; calls whose
---- time has come are sent when their limiter allows. Returns the earliest time a waiting call
---- wants to go (or nil) and whether a transfer was started.
+--- time has come are sent when their limiter and a slot on the wire allow. Returns the earliest
+--- time a waiting call wants to go (or nil) and whether a transfer was started.
 function Calls:advance(now)
-  local soonest, started = nil, false
+  local soonest = nil
   local settled, sending = self.transport:settled(), self.sending -- what finished since the last step
   if settled then
     for i, request in ipairs(settled) do -- first all taken off the wire, then settled in order
       local call = sending[request]
       sending[request] = nil
       settled[i] = call or false
+      if call then self.on_wire = self.on_wire - 1 end
     end
     for _, call in ipairs(settled) do
       if call then settle(self, call, now) end
     end
   end
+  local late, started = fill_wire(self, now)
   local expired
   for call in pairs(self.waiting) do
     if now >= call.deadline then -- still held back (quota, back-off) when its time is up
@@ -134,17 +190,32 @@ function Calls:advance(now)
     end
   end
   -- Finished after the walk: their callbacks may start new calls.
+  for _, call in ipairs(late or NONE) do
+    finish(self, call, nil, call.last_err or timed_out(self, "a connection"))
+  end
   for _, call in ipairs(expired or NONE) do
-    finish(self, call, nil, call.last_err or errors.new { code = "Timeout", retryable = true,
-      message = string.format("not sent within call_timeout (%g s): still waiting for the quota",
-        self.settings.call_timeout) })
+    finish(self, call, nil, call.last_err or timed_out(self, "the quota"))
+  end
+  local ended = self.ended
+  if #ended > 0 then
+    self.ended = {}
+    for _, call in ipairs(ended) do
+      finish(self, call, nil, (call.classify or http.classify)(call.purpose, nil,
+        { outcome = "aborted", message = "request cancelled", sent = false }, call.expect))
+    end
   end
   return soonest, started
 end
 
 --- Stops the attempt of `call` on the wire, if any: it finishes (or is retried) at the next step.
-function calls.cancel(call)
-  if call.request then call.request:cancel() end
+--- A call waiting for a slot on the wire ends as an attempt cancelled before it was sent would.
+function Calls:cancel(call)
+  if call.request then
+    call.request:cancel()
+  elseif call.queued then
+    call.queued = nil
+    self.ended[#self.ended + 1] = call
+  end
 end
 
 --- True while any call is not finished.
@@ -161,6 +232,7 @@ function Calls:drop()
     if call.request then call.request:close() end
   end
   self.all, self.sending, self.waiting = {}, {}, {}
+  self.on_wire, self.ready, self.ready_head, self.ready_tail, self.ended = 0, {}, 1, 0, {}
   return dropped
 end
 

@@ -72,8 +72,8 @@ function Engine:call(call)
 end
 
 --- Stops the attempt of `call` on the wire (it finishes, or is retried, at the next step).
-function Engine:cancel(call) -- luacheck: ignore 212 (a method: the engine owns the calls)
-  calls.cancel(call)
+function Engine:cancel(call)
+  self.calls:cancel(call)
 end
 
 local function lane_of(self, t)

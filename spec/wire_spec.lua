@@ -1,0 +1,37 @@
+-- The calls on the wire: a client keeps a few transfers per connection in libcurl and holds the
+-- rest as calls (their specs only) until a slot comes free, so that thousands of calls waiting
+-- for a connection cost no easy handle or buffer each (bench/README.md, the N10000 row).
+local helper = require("spec.support.helper")
+
+describe("the calls on the wire", function()
+  before_each(function() helper.reset(helper.FAST) end)
+
+  it("stay bounded with max_connections = 2 while 50 status queries wait, and every query completes", function()
+    local client = helper.client { max_connections = 2 }
+    helper.faults { { match = "query", kind = "slow", delay = 0.05, count = 50 } }
+    local calls, answered = {}, 0
+    for i = 1, 50 do
+      calls[i] = client:task("wire-" .. i):_query(function(body, err)
+        assert.is_nil(err)
+        assert.truthy(body)
+        answered = answered + 1
+      end)
+    end
+    local queue = client._engine.calls
+    local most_waiting = queue.ready_tail - queue.ready_head + 1
+    local most_on_wire = client._transport:pending()
+    local deadline = os.time() + 20
+    while answered < 50 do
+      assert.truthy(os.time() < deadline)
+      local delay = client:step()
+      most_on_wire = math.max(most_on_wire, client._transport:pending())
+      client._transport:wait(math.min(delay, 0.01))
+    end
+    assert.truthy(most_on_wire <= 4, "at most 2 per connection on the wire, saw " .. most_on_wire)
+    assert.truthy(most_waiting >= 40, "the others waited as calls, saw " .. most_waiting)
+    for _, call in ipairs(calls) do assert.is_true(call.done) end
+    assert.are.equal(50, helper.stats().by_kind.query)
+    assert.is_false(client:busy())
+    client:close()
+  end)
+end)
