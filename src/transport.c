@@ -16,6 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
 #include <curl/curl.h>
 #include <lua.h>
 #include <lauxlib.h>
@@ -207,7 +211,16 @@ static int t_scrub(lua_State *L) {
   return 1;
 }
 
-/* Shared by close, __gc and __close; idempotent. The userdata is at index 1. */
+/* Gives the memory freed back to the system where the C library can (glibc keeps freed pages of
+ * its heap otherwise): after a large batch, the handles, buffers and the Lua objects of thousands
+ * of calls and tasks (bench/README.md, the N10000 row). */
+static void give_back_memory(void) {
+#ifdef __GLIBC__
+  malloc_trim(0);
+#endif
+}
+
+/* Shared by close and __close; idempotent. The userdata is at index 1. */
 static int t_close(lua_State *L) {
   ds_transport *t = (ds_transport *)luaL_checkudata(L, 1, DS_TRANSPORT_MT);
   if (t->multi == NULL) return 0;
@@ -222,6 +235,16 @@ static int t_close(lua_State *L) {
   ds_watch_free(&t->watch);
   wipe(&t->credential);
   wipe(&t->secret);
+  give_back_memory();
+  return 0;
+}
+
+/* __gc: closes, and gives memory back even when closed before: a collection finalizes the
+ * transport after it has freed the dead objects of the same cycle (a client and its tasks). */
+static int t_gc(lua_State *L) {
+  ds_transport *t = (ds_transport *)luaL_checkudata(L, 1, DS_TRANSPORT_MT);
+  if (t->multi != NULL) return t_close(L);
+  give_back_memory();
   return 0;
 }
 
@@ -516,7 +539,7 @@ static const luaL_Reg t_methods[] = {
 };
 
 static const luaL_Reg t_meta[] = {
-  {"__gc", t_close},
+  {"__gc", t_gc},
   {"__close", t_close},
   {"__tostring", t_tostring},
   {NULL, NULL}
