@@ -34,4 +34,22 @@ describe("the calls on the wire", function()
     assert.is_false(client:busy())
     client:close()
   end)
+
+  it("end a call still waiting for a slot at its deadline, not when its turn comes", function()
+    local client = helper.client { max_connections = 1, call_timeout = 0.5 }
+    helper.faults { { match = "query", kind = "slow", delay = 2, count = 2 } } -- the wire stays busy
+    local now = require("dashscope.core").now
+    local started = now()
+    for i = 1, 2 do -- two slow queries with a long deadline of their own hold both slots
+      client._engine:start { method = "GET", path = "/tasks/busy-" .. i, purpose = "query", deadline = started + 10 }
+    end
+    local third = client:task("late"):_query() -- call_timeout 0.5: its deadline comes first
+    while not third.done do
+      assert.truthy(now() - started < 1.5, "the queued call outlived its deadline")
+      client._transport:wait(math.min(client:step(), 0.01))
+    end
+    assert.are.equal("Timeout", third.err.code)
+    assert.truthy(third.err.message:find("waiting for a connection", 1, true), third.err.message)
+    client:close()
+  end)
 end)

@@ -9,6 +9,7 @@
 -- tables, for a slot. A request (an easy handle, its headers and buffers, in C) is made only when
 -- its call goes out, so 10,000 calls waiting cost their specs, not 10,000 handles queued in libcurl.
 local errors = require("dashscope.errors")
+local heap = require("dashscope.heap")
 local http = require("dashscope.http")
 
 local calls = {}
@@ -33,6 +34,7 @@ function calls.new(transport, settings, user_agent)
     wire = WIRE_PER_CONNECTION * (settings.max_connections or 6), -- most on the wire at once
     on_wire = 0,  -- how many are
     ready = {}, ready_head = 1, ready_tail = 0, -- FIFO of calls due, waiting for a slot on the wire
+    deadlines = {}, -- heap of { at = deadline, task = call } of those: each ends by its deadline
     ended = {},   -- calls ended while waiting for a slot (cancelled), finished at the next advance
   }, Calls)
 end
@@ -58,6 +60,24 @@ local function enqueue(self, call)
   call.send_at, call.queued = nil, true
   self.ready_tail = self.ready_tail + 1
   self.ready[self.ready_tail] = call
+  heap.push(self.deadlines, call.deadline, call)
+end
+
+-- Takes the calls waiting for a slot whose deadline has come out of the queue, into `late`; returns
+-- `late` and the next deadline of a call still waiting (or nil). An entry whose call left the queue
+-- is stale, and dropped as it reaches the top (a call queued again has another entry, at the same
+-- deadline).
+local function queue_deadlines(self, now, late)
+  local h = self.deadlines
+  while h[1] and (not h[1].task.queued or h[1].at <= now) do
+    local call = heap.pop(h).task
+    if call.queued then
+      call.queued = nil
+      late = late or {}
+      late[#late + 1] = call
+    end
+  end
+  return late, h[1] and h[1].at
 end
 
 -- Sends `call` now if a slot on the wire is free and its limiter lets it; else queues it for a
@@ -162,7 +182,6 @@ end
 --- time has come are sent when their limiter and a slot on the wire allow. Returns the earliest
 --- time a waiting call wants to go (or nil) and whether a transfer was started.
 function Calls:advance(now)
-  local soonest = nil
   local settled, sending = self.transport:settled(), self.sending -- what finished since the last step
   if settled then
     for i, request in ipairs(settled) do -- first all taken off the wire, then settled in order
@@ -176,6 +195,8 @@ function Calls:advance(now)
     end
   end
   local late, started = fill_wire(self, now)
+  local soonest -- the earliest of a queued call's deadline and a held call's time
+  late, soonest = queue_deadlines(self, now, late)
   local expired
   for call in pairs(self.waiting) do
     if now >= call.deadline then -- still held back (quota, back-off) when its time is up
@@ -233,6 +254,7 @@ function Calls:drop()
   end
   self.all, self.sending, self.waiting = {}, {}, {}
   self.on_wire, self.ready, self.ready_head, self.ready_tail, self.ended = 0, {}, 1, 0, {}
+  self.deadlines = {}
   return dropped
 end
 

@@ -1,5 +1,6 @@
--- A binary min-heap on `at` of entries { at, task }: the next asks of a lane (planner.lua). Pure:
--- an entry going stale is the planner's business (it drops them as they reach the top).
+-- A binary min-heap on `at` of entries { at, task }: the next asks of a lane (planner.lua), the
+-- deadlines of the calls waiting for a slot on the wire (calls.lua). Pure: an entry going stale is
+-- its user's business (each drops them as they reach the top).
 local heap = {}
 
 --- Adds an entry for `task` at `at`.
