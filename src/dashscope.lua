@@ -30,7 +30,7 @@ function dashscope.new(opts)
 end
 
 --- dashscope.file(path): a local file for a url field (or client:submit's input), checked now: a
---- readable, non-empty regular file, opened without blocking. Raises otherwise. See files.lua.
+--- readable, non-empty regular file, opened without blocking. Raises otherwise. See localfile.lua.
 function dashscope.file(path)
   local file = localfile.new(path, "dashscope.file")
   return file -- not a tail call: a misuse's position is found by walking the frames

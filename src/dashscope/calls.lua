@@ -157,25 +157,20 @@ local function timed_out(self, why)
       self.settings.call_timeout, why) }
 end
 
--- Sends the calls waiting for a slot, in order, while slots are free. Returns those whose time was
--- up (or nil), and true when a transfer was started.
+-- Sends the calls waiting for a slot, in order, while slots are free (queue_deadlines has taken
+-- out those whose time is up). True when a transfer was started.
 local function fill_wire(self, now)
-  local expired, started, ready = nil, false, self.ready
+  local started, ready = false, self.ready
   while self.ready_head <= self.ready_tail and self.on_wire < self.wire do
     local call = ready[self.ready_head]
     ready[self.ready_head] = nil
     self.ready_head = self.ready_head + 1
-    if call.queued then -- else cancelled meanwhile
+    if call.queued then -- else cancelled or timed out meanwhile
       call.queued = nil
-      if now >= call.deadline then
-        expired = expired or {}
-        expired[#expired + 1] = call
-      else
-        started = try_send(self, call, now) or started
-      end
+      started = try_send(self, call, now) or started
     end
   end
-  return expired, started
+  return started
 end
 
 --- Moves every call on: finished transfers are classified, retried or completed; calls whose
@@ -194,9 +189,9 @@ function Calls:advance(now)
       if call then settle(self, call, now) end
     end
   end
-  local late, started = fill_wire(self, now)
-  local soonest -- the earliest of a queued call's deadline and a held call's time
-  late, soonest = queue_deadlines(self, now, late)
+  -- soonest: the earliest of a queued call's deadline and a held call's time
+  local late, soonest = queue_deadlines(self, now, nil)
+  local started = fill_wire(self, now)
   local expired
   for call in pairs(self.waiting) do
     if now >= call.deadline then -- still held back (quota, back-off) when its time is up

@@ -9,7 +9,8 @@
 --   message  the text, "what: ...", without a position
 --   where    the caller's "file:line: " (or "")
 -- tostring gives where .. message, the string an error(message, level) would have raised; string
--- methods, `..` and # work on it as on that string, so code written for string errors still runs.
+-- methods and `..` work on it as on that string (and # on 5.2+: 5.1 and LuaJIT ignore a table's
+-- __len), so code written for string errors still runs.
 --
 -- The position is the first frame on the stack outside the library itself (its own files,
 -- dashscope.lua and dashscope/*.lua; the CLI's dashscope/cli/*.lua counts as a caller): the user's
