@@ -1,7 +1,8 @@
 -- The calls of one client (owned by its engine): every call not finished, those on the wire, and
 -- those waiting to be sent (for their quota, or backing off before a retry). A call is a table
 -- { method, path or url, body (JSON text) or form, headers (extra), purpose (http.lua), expect,
--- limiter, on_done; for storage hosts classify, output, progress, timeout, max_body, deadline }.
+-- limiter, on_done; for storage hosts classify, output, progress, timeout, max_body, deadline };
+-- what every call of a kind shares may come from its metatable's __index (task.lua's queries).
 -- Once started, its state (attempts, deadline, request, send_at, queued, done, body_value, err) is
 -- written here only; others read it. What a request looks like and what an answer means is http.lua's.
 --
@@ -99,8 +100,8 @@ local function try_send(self, call, now)
   return true
 end
 
---- Queues `call` at `now`: it goes out as soon as its limiter allows; `on_done(body, err)` runs
---- from a step when the call has finished (after any retries).
+--- Queues `call` at `now`: it goes out as soon as its limiter allows; `on_done(body, err, call)`
+--- runs from a step when the call has finished (after any retries).
 function Calls:start(call, now)
   call.attempts = 0
   call.deadline = call.deadline or now + self.settings.call_timeout
@@ -120,7 +121,7 @@ local function finish(self, call, body, err)
   end
   call.done, call.body_value, call.err = true, body, err
   if call.on_done then
-    call.on_done(body, err)
+    call.on_done(body, err, call)
   end
 end
 
@@ -128,7 +129,7 @@ end
 function calls.refuse(call, err)
   call.attempts = 0
   call.done, call.err = true, err
-  if call.on_done then call.on_done(nil, err) end
+  if call.on_done then call.on_done(nil, err, call) end
   return call
 end
 
@@ -261,7 +262,7 @@ function calls.abort(dropped)
     if not call.done then
       local err = errors.closed { sent = d.sent and call.purpose == "submit", attempts = call.attempts }
       call.done, call.err = true, err
-      if call.on_done then call.on_done(nil, err) end
+      if call.on_done then call.on_done(nil, err, call) end
     end
   end
 end

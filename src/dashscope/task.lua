@@ -16,6 +16,8 @@ Task.__index = Task
 
 local task = {}
 
+local NONE = {} -- an empty list, never written
+
 local function split(path)
   local parts = {}
   for part in path:gmatch("[^.]+") do parts[#parts + 1] = part end
@@ -54,7 +56,8 @@ function task.new(client, id, model, request_id, status)
   return setmetatable({
     id = id, model = model, request_id = request_id,
     -- a submit answer's status is taken only if it is a string (the fuzzer sent a table)
-    _client = client, _status = type(status) == "string" and status or "PENDING", _watchers = {},
+    _client = client, _status = type(status) == "string" and status or "PENDING",
+    -- _watchers: made by the first _watch (10,000 tasks nobody watches hold no empty lists)
   }, Task)
 end
 
@@ -134,12 +137,14 @@ end
 --- Registers callbacks { on_status = fn(task, status), on_done = fn(task, result, err) }; they run
 --- from client:step. Returns the registration (for Task:_unwatch).
 function Task:_watch(callbacks)
-  self._watchers[#self._watchers + 1] = callbacks
+  local watchers = self._watchers or {}
+  watchers[#watchers + 1] = callbacks
+  self._watchers = watchers
   return callbacks
 end
 
 function Task:_unwatch(callbacks)
-  for i, w in ipairs(self._watchers) do
+  for i, w in ipairs(self._watchers or NONE) do
     if w == callbacks then
       table.remove(self._watchers, i)
       return
@@ -149,14 +154,15 @@ end
 
 -- Queues the events of a change of status (and of the end) for delivery by the client.
 function Task:_changed()
+  local watchers = self._watchers
+  if not watchers then return end
   local engine = self._client._engine
-  for _, w in ipairs(self._watchers) do
+  for _, w in ipairs(watchers) do
     if w.on_status then engine:emit(w.on_status, self, self._status) end
   end
   if self:ended() or self._fatal then
     local result, err = self:outcome()
-    local watchers = self._watchers
-    self._watchers = {}
+    self._watchers = nil
     for _, w in ipairs(watchers) do
       if w.on_done then engine:emit(w.on_done, self, result, err) end
     end
@@ -190,20 +196,27 @@ function Task:_apply(body, err)
   return self._status ~= before
 end
 
+-- What every status query shares: a query's call takes it through its metatable (calls.lua
+-- reads a call's fields, and writes only its own state on the call itself), so one waiting in
+-- the queue costs its path, task and state, not a copy of these and a closure.
+local QUERY = { method = "GET", purpose = "query", expect = query_shape }
+QUERY.__index = QUERY
+
+function QUERY.on_done(body, err, call)
+  local self = call.task
+  local changed = self:_apply(body, err)
+  self._client._engine:answered(self, body, err)
+  if changed then self:_changed() end
+  if call.after then call.after(body, err) end
+end
+
 --- Starts one status query (non-blocking). `on_done(body, err)` runs when it has finished.
 function Task:_query(on_done)
   local engine = self._client._engine
   engine:querying(self)
-  return engine:start {
-    method = "GET", path = "/tasks/" .. self.id, purpose = "query", expect = query_shape,
-    limiter = engine:limiter("tasks"),
-    on_done = function(body, err)
-      local changed = self:_apply(body, err)
-      engine:answered(self, body, err)
-      if changed then self:_changed() end
-      if on_done then on_done(body, err) end
-    end,
-  }
+  return engine:start(setmetatable({
+    path = "/tasks/" .. self.id, limiter = engine:limiter("tasks"), task = self, after = on_done,
+  }, QUERY))
 end
 
 -- Raises when the task's client has been closed: a programming error.

@@ -63,9 +63,9 @@ local function give_up(w)
   local reasons = {}
   for i = 1, w.n do
     local t = w.tasks[i]
-    if w.regs[t] then
-      t:_unwatch(w.regs[t])
-      w.regs[t] = nil
+    if w.slots[t] then
+      t:_unwatch(w.watch)
+      w.slots[t] = nil
       reasons[t] = reason(w.client, t, w.timeout)
     end
     if reasons[t] then w.ready[#w.ready + 1] = { i, t, nil, reasons[t] } end
@@ -76,36 +76,63 @@ end
 -- between slices of `tick.every` seconds while nothing has ended, calls tick.fn.
 local function run_until_one_ends(w, tick)
   local engine, ended = w.client._engine, w.ended
+  local function any() return ended[w.head] ~= nil end
   local next_tick = tick and core.now() + tick.every
-  while #ended == 0 and not engine.closed do
+  while not any() and not engine.closed do
     local stop = next_tick and math.min(w.deadline, next_tick) or w.deadline
-    engine:run(function() return #ended > 0 end, stop, w.sleep)
-    if #ended > 0 or engine.closed or core.now() >= w.deadline then break end
+    engine:run(any, stop, w.sleep)
+    if any() or engine.closed or core.now() >= w.deadline then break end
     tick.fn()
     next_tick = core.now() + tick.every
   end
 end
 
+-- Queues `t`, seen ended.
+local function ended(w, t)
+  w.tail = w.tail + 1
+  w.ended[w.tail] = t
+end
+
 -- The wait's state for `tasks` (checked): the array as given (the loop's body may change the
--- caller's), each task's slots, the tasks seen ended and the watches of those not yet.
+-- caller's), each task's slots (its index, or a list of them for a task given more than once)
+-- until they are handed out, and the tasks seen ended (a queue from `head`: thousands may end in
+-- one step). One watch, shared by every task of the wait: 10,000 tasks waited on cost their
+-- slots, not a closure each.
 local function start(client, tasks, n, timeout, sleep)
   local w = { client = client, tasks = {}, n = n, timeout = timeout, sleep = sleep,
-              deadline = core.now() + timeout, slots = {}, ended = {}, regs = {}, ready = {} }
+              deadline = core.now() + timeout, slots = {}, ended = {}, head = 1, tail = 0, ready = {} }
+  w.watch = { on_done = function(t) ended(w, t) end }
+  local slots = w.slots
   for i = 1, n do
     local t = tasks[i]
     w.tasks[i] = t
-    if not w.slots[t] then
-      w.slots[t] = {}
+    local s = slots[t]
+    if s == nil then
+      slots[t] = i
       if t:ended() or t._fatal then
-        w.ended[#w.ended + 1] = t
+        ended(w, t)
       else
-        w.regs[t] = t:_watch { on_done = function(tt) w.ended[#w.ended + 1] = tt end }
+        t:_watch(w.watch)
         client._engine:track(t)
       end
+    elseif type(s) == "number" then
+      slots[t] = { s, i }
+    else
+      s[#s + 1] = i
     end
-    table.insert(w.slots[t], i)
   end
   return w
+end
+
+-- Hands out the slots of `t`, which has ended: each goes to `ready` with its outcome.
+local function hand_out(w, t)
+  local s, result, err = w.slots[t], t:outcome()
+  w.slots[t] = nil
+  if type(s) == "number" then
+    w.ready[#w.ready + 1] = { s, t, result, err }
+    return
+  end
+  for _, i in ipairs(s) do w.ready[#w.ready + 1] = { i, t, result, err } end
 end
 
 --- The iterator behind each_done, wait_all, wait_any and task:wait: slot, task, result, err for
@@ -122,11 +149,10 @@ function waits.slots(client, tasks, opts, what, tick)
   return function()
     if #w.ready == 0 and left > 0 then
       run_until_one_ends(w, tick)
-      local t = table.remove(w.ended, 1)
+      local t = w.ended[w.head]
       if t then
-        w.regs[t] = nil
-        local result, err = t:outcome()
-        for _, i in ipairs(w.slots[t]) do w.ready[#w.ready + 1] = { i, t, result, err } end
+        w.ended[w.head], w.head = nil, w.head + 1
+        hand_out(w, t)
       else
         give_up(w)
       end
