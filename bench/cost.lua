@@ -1,37 +1,45 @@
 -- The client's own cost in instructions: a repeatable figure (callgrind counts instructions, not
--- seconds), for work on the CPU per request of bench/README.md. Two measures:
+-- seconds), for work on the CPU per request of bench/README.md. Three measures:
 --
 --   query N   N status queries of one task (task:poll), one after another: the cost of a query.
 --   jobs N    N liveportrait jobs in W2's shape with quotas off (server and client): submitted
 --             through the public API, then client:wait_all: the cost of a job (its submit, its
 --             status queries, its result). The server is set through /__control/config first:
---             every task RUNNING for --running seconds (default 1), no queue, no quotas.
+--             every task RUNNING for --running seconds (default 2, as W2), no queue, no quotas.
+--   submits N the same submits of tasks that run an hour, not awaited (the client is closed):
+--             the cost of a submit, which unlike a job's does not move with timing.
 --
 --   make && for n in 1 1000; do LUA_PATH='build/?.lua;;' LUA_CPATH='build/?.so;;' \
 --     sh spec/with-server valgrind --tool=callgrind --callgrind-out-file=/tmp/cost-$n.out \
 --     lua5.4 bench/cost.lua query $n 2>&1 | grep -E 'Collected|cost:'; done
---   (the same with `jobs` and n in 1 200 for the cost of a job)
+--   (the same with `jobs` or `submits` and n in 1 200 for the cost of a job or a submit)
 --
--- per query (per job) = (Collected(N) - Collected(1)) / (N - 1). The line "cost:" gives the
--- requests the server received, so that a per-job figure can be read against requests per job.
--- callgrind_annotate --inclusive=yes /tmp/cost-N.out splits it by object (libcurl, libc, core.so,
--- the interpreter); bench/README.md has the figures.
+-- per query (job, submit) = (Collected(N) - Collected(1)) / (N - 1). The line "cost:" gives the
+-- requests the server received. A job's figure moves with its requests per job, which depend on
+-- timing (callgrind runs the client some 50 times slower, and other work on the machine moves it
+-- further): read it with its requests per job, take the median of a few runs.
+-- By object (libcurl, libc, core.so, cjson, the interpreter): callgrind_annotate's lines summed
+-- by their [object], for N and for 1, then the difference over N - 1:
+--   callgrind_annotate --threshold=100 /tmp/cost-N.out | awk '/\]$/ { gsub(",", "", $1);
+--     s[$NF] += $1 } END { for (o in s) print s[o], o }'
+-- bench/README.md has the figures.
 local dashscope = require("dashscope")
 local cjson = require("cjson")
 
 local mode, n = "query", nil
-local running = 1
+local running = 2
 do
   local i = 1
   while arg[i] do
     local a = arg[i]
-    if a == "query" or a == "jobs" then mode = a
+    if a == "query" or a == "jobs" or a == "submits" then mode = a
     elseif a == "--running" then i = i + 1 running = assert(tonumber(arg[i]), "--running SECONDS")
-    else n = assert(tonumber(a), "usage: cost.lua [query|jobs] [N] [--running S]") end
+    else n = assert(tonumber(a), "usage: cost.lua [query|jobs|submits] [N] [--running S]") end
     i = i + 1
   end
 end
-n = n or (mode == "jobs" and 200 or 1000)
+n = n or (mode == "query" and 1000 or 200)
+if mode == "submits" then running = 3600 end
 
 local CONTROL = assert(os.getenv("DASHSCOPE_TEST_CONTROL"), "run through spec/with-server")
 
@@ -72,9 +80,11 @@ else
       audio_url = string.format("https://example.com/bench/speech-%d.wav", i),
     })
   end
-  local results = client:wait_all(tasks)
-  for i = 1, n do
-    if results and results[i] then finished = finished + 1 end
+  if mode == "jobs" then
+    local results = client:wait_all(tasks)
+    for i = 1, n do
+      if results and results[i] then finished = finished + 1 end
+    end
   end
 end
 client:close()

@@ -21,6 +21,7 @@ usage: lua5.4 bench/run.lua [options]     (run through spec/with-server)
   --baseline N              jobs of the one-at-a-time baseline (default 10)
   --wait-window S           WAIT10000: seconds of waiting measured after the last submit, before
                             --scale when the scale is below 1 (default 120)
+  --wait-jobs N             WAIT10000: tasks submitted (default 10000; fewer for a quick look)
   --latency S               server latency added to every /api/v1 answer (default 0)
   --out FILE                where the Markdown goes (default bench/results.md; "-" for nowhere)
   --logs DIR                also keep the server's view of each workload: DIR/ID-{stats,tasks,log}.json
@@ -35,7 +36,7 @@ local core = require("dashscope.core")
 -- Arguments
 ---------------------------------------------------------------------------------------------------
 
-local opts = { scale = 1, duration = 5, jobs1000 = nil, baseline = 10, latency = 0, wait_window = 120,
+local opts = { scale = 1, duration = 5, jobs1000 = nil, baseline = 10, latency = 0, wait_window = 120, wait_jobs = 10000,
                out = "bench/results.md", only = nil }
 
 local function die(msg)
@@ -72,6 +73,7 @@ do
     elseif a == "--baseline" then opts.baseline = math.floor(number(a, 1))
     elseif a == "--latency" then opts.latency = number(a)
     elseif a == "--wait-window" then opts.wait_window = number(a, 1)
+    elseif a == "--wait-jobs" then opts.wait_jobs = math.floor(number(a, 1))
     elseif a == "--out" then opts.out = value(a)
     elseif a == "--logs" then opts.logs = value(a)
     elseif a == "--worker" then opts.worker = value(a):upper()
@@ -255,8 +257,8 @@ local WORKLOADS = {
   -- the requests the server gets while they wait, over a window after the last submit; the client
   -- is then closed (the tasks are left to the next reset). Run when named (--only WAIT10000).
   { id = "WAIT10000", named_only = true,
-    title = string.format("WAIT 10000 × 1 h tasks, %g s of waiting, quotas off", WAIT_WINDOW),
-    jobs = 10000, running = 3600, window = WAIT_WINDOW, concurrency = 0, server_limits = false,
+    title = string.format("WAIT %d × 1 h tasks, %g s of waiting, quotas off", opts.wait_jobs, WAIT_WINDOW),
+    jobs = opts.wait_jobs, running = 3600, window = WAIT_WINDOW, concurrency = 0, server_limits = false,
     client_limits_off = true },
   -- Not a workload of the client: the same status query through the bare C transport (libcurl),
   -- one every 0.1 s as W2 paces its requests, for what a request costs below the client's layer.
