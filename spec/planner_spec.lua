@@ -91,6 +91,31 @@ describe("a lane's plan", function()
     assert.is_true(lane:plan_of(tasks[2]).next_poll <= 1)
   end)
 
+  it("finds a lone task of unknown run time soon after its end: within 1.25 s or an eighth of its run", function()
+    local S10 = { poll_interval = 1, max_poll_interval = 10 }
+    -- the asks of a lone task submitted at 0 that keeps running: when each comes
+    local function asks_until(run)
+      local lane, t = planner.lane("liveportrait"), { id = "lone", _status = "RUNNING" }
+      lane:add(t, 0)
+      local at, n = 0, 0
+      while at < run do
+        lane:plan(at, S10)
+        at, n = lane:plan_of(t).next_poll, n + 1
+        lane:querying(t, at)
+        lane:answered(t, nil, false, false, nil, at, nil)
+      end
+      return at - run, n
+    end
+    for _, run in ipairs { 2, 5, 7.3, 10, 20, 60, 300 } do
+      local lag = asks_until(run)
+      assert.is_true(lag <= math.min(10, math.max(1.25, run / 8)) + 1e-9, run .. " s: lag " .. lag)
+    end
+    local _, n5 = asks_until(5)
+    assert.is_true(n5 <= 6, n5 .. " questions") -- a lone 5 s job: at most 7 requests in all
+    local _, n60 = asks_until(60)
+    assert.is_true(n60 <= 25, n60 .. " questions for a 60 s job")
+  end)
+
   it("never leaves a task longer than max_poll_interval without a question, whatever it planned", function()
     local lane, tasks = known_lane(3)
     for i = 1, #lane.learned.durations do lane.learned.durations[i] = 10 * 365 * 86400 end -- learned from a liar

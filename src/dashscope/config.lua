@@ -10,8 +10,9 @@ local config = {}
 
 config.DEFAULT_BASE_URL = "https://dashscope.aliyuncs.com/api/v1"
 
--- Defaults of the poll plans (nextask.lua: 1 s, growing 1.5x per query up to 10 s while a
--- model's run time is unknown) and docs/protocol.md §11's retry policy.
+-- Defaults of the poll plans (nextask.lua: 1 s, growing 1.5x per query, the lag held to 1.25 s or
+-- an eighth of the run, up to 10 s while a model's run time is unknown) and docs/protocol.md §11's
+-- retry policy.
 config.DEFAULTS = {
   timeout = 60,
   connect_timeout = 10,

@@ -5,6 +5,13 @@ local nextask = {}
 
 local GROWTH = 1.5     -- geometric schedule factor while the duration is unknown
 local SPARSE = 3       -- the same for tasks behind the head of a parallel lane
+-- While its model's run time is unknown, a head is found at most LAG seconds after its end, or
+-- LAG_SHARE of the time it has run by then, whichever is longer (and never over max_poll_interval):
+-- a job of a few seconds is not found seconds late (a 5 s job in 5 questions, a 10 s one in 9);
+-- a long one pays in questions (a 60 s job: 24, where the plain geometric schedule asks 10 times
+-- and may find it 10 s late).
+local LAG, LAG_SHARE = 1.25, 0.125
+local HURRY = 10       -- the most that many tasks waiting for the lesson speed their heads up
 
 --- A task of a lane with a known run time `d`: its next ask just after its expected end (or a
 --- growing step once asked then and not done), and its expected end (the next one's start in a
@@ -32,14 +39,19 @@ end
 --- or nil: not now, wait for news. Tasks of one model run about as long as each other: the head
 --- teaches the run time for all the others, and one probe behind it tells a queue from parallel
 --- runs. In a queue the rest cannot end before the head; running in parallel they are asked
---- sparsely (a short input may end first).
+--- sparsely (a short input may end first). A head is asked on a geometric schedule from
+--- poll_interval, its steps held to the lag above (measured from its start when seen running).
 function nextask.unknown(p, parallel, count, rank, now, s)
   local heads = parallel == nil and 2 or 1
   local interval
   if rank <= heads or (p.last_poll == nil and p.submitted_local == nil) then
-    -- the more tasks wait for the lesson, the more often it is worth asking
     interval = s.poll_interval * GROWTH ^ p.polls
-    interval = math.min(interval, s.max_poll_interval) / math.max(1, math.sqrt(count / 10))
+    local since = p.started_local or p.submitted_local
+    if p.last_poll and since then
+      interval = math.min(interval, math.max(LAG, s.poll_interval, LAG_SHARE * (p.last_poll - since)))
+    end
+    -- the more tasks wait for the lesson, the more often it is worth asking
+    interval = math.min(interval, s.max_poll_interval) / math.min(HURRY, math.max(1, math.sqrt(count / 10)))
   elseif parallel then
     interval = s.poll_interval * 2 * SPARSE ^ p.polls
   end
@@ -50,15 +62,21 @@ end
 --- max_poll_interval is the longest a tracked task goes without a question (since `since`),
 --- whatever its lane planned (a run time learned wrong, a queue waiting for news): an ask `due`
 --- later is brought forward, and said capped (second result: true), since such an ask is not
---- expected to find the task ended and may go through a task list with others. Capped asks are
---- rounded down to a grid of a quarter of max_poll_interval, so that tasks submitted close
---- together fall due together and share a list.
-function nextask.cap(due, since, s)
-  if due and due <= since + s.max_poll_interval then
+--- expected to find the task ended and may go through a task list with others. A capped ask goes
+--- where the lane asks anyway (`anchor`, e.g. the head of a queue at its expected end) when that is
+--- in the second half of the window, so that the list and that ask go out together and the next
+--- window starts from there; otherwise it is rounded down to a grid of a quarter of
+--- max_poll_interval, so that tasks submitted close together fall due together and share a list.
+function nextask.cap(due, since, s, anchor)
+  local latest = since + s.max_poll_interval
+  if due and due <= latest then
     return due, nil
   end
+  if anchor and anchor <= latest and anchor >= latest - s.max_poll_interval / 2 then
+    return anchor, true
+  end
   local grid = s.max_poll_interval / 4
-  return math.floor((since + s.max_poll_interval) / grid) * grid, true
+  return math.floor(latest / grid) * grid, true
 end
 
 --- Has the lane's picture moved since its last whole plan (`planned`: { d, wait, slack }), enough

@@ -12,7 +12,8 @@
 -- when seen, else its submit for a parallel lane, else its predecessor's expected end in a queue),
 -- then again on a short, growing step if it was not done yet. Without one, only the lane's head
 -- (and one probe behind it, until queue or parallel is known) is asked, on a geometric schedule from
--- poll_interval to max_poll_interval; the tasks queued behind wait for news.
+-- poll_interval to max_poll_interval whose steps are held to a small lag (nextask.lua); the tasks
+-- queued behind wait for news.
 --
 -- Planning costs what changed, not what is in flight: in a parallel lane with a known run time a
 -- task's next ask depends only on itself and the lane's figures, so an answer replans its own task
@@ -43,10 +44,10 @@ local DAY = 86400      -- no run (or wait to start) is believed longer than this
 
 function planner.lane(model)
   -- learned: the lane's figures (runtimes.lua). live: tracked tasks in submit order (may hold
-  -- removed ones until compacted; members says which are in); touched: tasks to replan; heap:
-  -- { at, task } entries of next asks, some stale; plans: task -> its poll plan (weak: a task
-  -- nobody holds takes its plan along).
-  return setmetatable({ model = model, learned = runtimes.new(), live = {}, members = {},
+  -- removed ones until compacted; members says which are in; by_id finds them); touched: tasks to
+  -- replan; heap: { at, task } entries of next asks, some stale; plans: task -> its poll plan
+  -- (weak: a task nobody holds takes its plan along).
+  return setmetatable({ model = model, learned = runtimes.new(), live = {}, members = {}, by_id = {},
                         removed = 0, touched = {}, heap = {},
                         plans = setmetatable({}, { __mode = "k" }) }, Lane)
 end
@@ -91,6 +92,7 @@ function Lane:add(task, submitted)
   p.submitted_local = p.submitted_local or submitted
   self.live[#self.live + 1] = task
   self.members[task] = true
+  if task.id then self.by_id[task.id] = task end
   self.count = (self.count or 0) + 1
   self.touched[task] = true
 end
@@ -99,6 +101,7 @@ end
 function Lane:remove(task)
   if not self.members[task] then return end
   self.members[task] = nil
+  if task.id then self.by_id[task.id] = nil end
   self.count = self.count - 1
   self.removed = self.removed + 1
   if self.removed > 32 and self.removed > self.count then self:compact() end
@@ -218,8 +221,9 @@ function Lane:answered(task, out, failed, ended, clock, now, wall)
 end
 
 -- Plans one task (rank: its place, for a lane still learning; true when not known) and queues
--- its ask; in a queue `previous_end` is the expected end of the task before. Returns this one's.
-local function plan_one(self, t, rank, now, s, d, wait, previous_end)
+-- its ask; in a queue `previous_end` is the expected end of the task before; `anchor`, an ask of
+-- the lane planned anyway, where its capped ask may go (nextask.cap). Returns this one's end.
+local function plan_one(self, t, rank, now, s, d, wait, previous_end, anchor)
   local p = self.plans[t]
   local due
   if d then
@@ -229,7 +233,7 @@ local function plan_one(self, t, rank, now, s, d, wait, previous_end)
     due = nextask.unknown(p, self.learned.parallel, self.count, rank == true and math.huge or rank, now, s)
   end
   if not (p.last_poll or p.submitted_local or p.tracked_since) then p.tracked_since = now end
-  p.next_poll, p.capped = nextask.cap(due, p.last_poll or p.submitted_local or p.tracked_since, s)
+  p.next_poll, p.capped = nextask.cap(due, p.last_poll or p.submitted_local or p.tracked_since, s, anchor)
   enqueue(self, t, p)
   return previous_end
 end
@@ -276,6 +280,7 @@ function Lane:plan_all(now, s, d, wait)
   if self.removed > 0 then self:compact() end
   self.heap = {}
   local previous_end = self.learned.last_end_local -- in a queue: (expected) end of the task before
+  local anchor -- the first ask planned for its own sake (not capped): the head's, in a queue
   for rank, t in ipairs(self.live) do
     local p = self.plans[t]
     p.heaped = nil
@@ -285,7 +290,8 @@ function Lane:plan_all(now, s, d, wait)
       p.next_poll = p.next_poll or now
       enqueue(self, t, p)
     else
-      previous_end = plan_one(self, t, rank, now, s, d, wait, previous_end)
+      previous_end = plan_one(self, t, rank, now, s, d, wait, previous_end, anchor)
+      if not anchor and not p.capped then anchor = p.next_poll end
     end
   end
 end
@@ -354,6 +360,14 @@ function Lane:submitted_since(tasks)
     from = math.min(from, submitted)
   end
   return from
+end
+
+--- The tracked task with this id that a task list may place now (not asked by other means at the
+--- moment), or nil.
+function Lane:placeable(id)
+  local t = self.by_id[id]
+  local p = t and self.plans[t]
+  return p and not p.inflight and not p.fetch and t or nil
 end
 
 --- Marks `tasks` as asked through a task list now in flight (not asked again meanwhile).

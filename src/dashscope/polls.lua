@@ -10,40 +10,56 @@ local polls = {}
 
 local LIST_MIN = 4        -- due tasks of one lane from which one task list beats one query each
 local LIST_PAGE = 100
-local LIST_PAGES = 20     -- pages read for one look at the list, at most
 
 -- The service time from which a task list covers every task of `due`, or nil when a list will not
 -- do. Tasks asked early for max_poll_interval's sake (capped) have mostly not ended, so from two
--- on a list page beats a query each.
+-- on a list page beats a query each; and where one page holds the whole lane, it asks every task
+-- of the lane at once, so even one due task is asked through it (the others' next asks move on).
 local function list_from(engine, lane, due, capped)
   local offset = engine.clock.offset
-  if #due < (capped == #due and 2 or LIST_MIN) or lane.model == "?" or not offset then
+  local least = lane.count > 1 and lane.count <= LIST_PAGE and 1 or capped == #due and 2 or LIST_MIN
+  if #due < least or lane.model == "?" or not offset then
     return nil
   end
   local submitted = lane:submitted_since(due)
   return submitted and submitted - offset
 end
 
--- Applies a task list to the due tasks: the ended (or unplaced) are fetched next, the others
--- count as asked.
+-- Applies what a task list said (`statuses`: id -> status) to the due tasks, and to every other
+-- task of the lane it placed: the ended (or, of the due, the unplaced) are fetched next, the
+-- others count as asked.
 local function listed(engine, lane, due, statuses, err)
   local at = engine:now()
+  local function heard(t, status)
+    engine:asked(t, at)
+    t:_heard(status)
+    engine:answered(t, nil, nil)
+  end
   for _, t in ipairs(due) do
     local status = statuses[t.id]
+    statuses[t.id] = nil
     if err or not status or TERMINAL[status] then
       lane:ask_at(t, at) -- ended (or not placed): its own query comes next
     else
-      engine:asked(t, at)
-      t:_heard(status)
-      engine:answered(t, nil, nil)
+      heard(t, status)
+    end
+  end
+  for id, status in pairs(statuses) do
+    local t = lane:placeable(id)
+    if t and TERMINAL[status] then
+      lane:ask_at(t, at)
+    elseif t then
+      heard(t, status)
     end
   end
 end
 
 -- Reads pages of the task list (newest first) until every task of `due` is placed, or the pages
--- run out (at most LIST_PAGES), then applies what they said.
+-- run out (at most as many as the lane's tracked tasks fill, and one more: a server that pages on
+-- and on is not followed), then applies what they said about every task of the lane.
 local function list(engine, lane, due, start_time)
   local statuses, unplaced, wanted = {}, #due, {}
+  local most = math.ceil(lane.count / LIST_PAGE) + 1
   for _, t in ipairs(due) do wanted[t.id] = true end
   local function page(no)
     engine:start {
@@ -52,14 +68,14 @@ local function list(engine, lane, due, start_time)
         lane.model, start_time, no, LIST_PAGE),
       on_done = function(body, err)
         for _, item in ipairs(body and body.data or {}) do
-          if type(item) == "table" and type(item.status) == "string" -- an unreadable status: not placed
-             and wanted[item.task_id] and not statuses[item.task_id] then
-            statuses[item.task_id] = item.status
-            unplaced = unplaced - 1
+          local id = type(item) == "table" and type(item.status) == "string" and item.task_id
+          if type(id) == "string" and not statuses[id] then -- an unreadable status: not placed
+            statuses[id] = item.status
+            if wanted[id] then unplaced = unplaced - 1 end
           end
         end
         local pages = body and tonumber(body.total_page) or 0
-        if not err and unplaced > 0 and no < pages and no < LIST_PAGES then
+        if not err and unplaced > 0 and no < pages and no < most then
           return page(no + 1)
         end
         listed(engine, lane, due, statuses, err)
