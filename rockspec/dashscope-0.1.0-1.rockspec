@@ -32,7 +32,7 @@ build = {
     dashscope = "src/dashscope.lua",
     ["dashscope.core"] = {
       sources = { "src/buffer.c", "src/class.c", "src/clock.c", "src/core.c", "src/form.c", "src/fs.c", "src/headers.c",
-                  "src/request.c", "src/scrub.c", "src/signals.c", "src/transport.c", "src/url.c", "src/watch.c" },
+                  "src/integers.c", "src/request.c", "src/scrub.c", "src/signals.c", "src/transport.c", "src/url.c", "src/watch.c" },
       libraries = { "curl" },
       incdirs = { "$(CURL_INCDIR)", "/usr/include/x86_64-linux-gnu" },
       libdirs = { "$(CURL_LIBDIR)" },

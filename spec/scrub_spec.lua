@@ -209,4 +209,37 @@ describe("core.scrub", function()
     for _ = 1, 1000 do deep = { deep } end
     assert.truthy(helper.raises(function() core.scrub(deep) end):find("nested deeper", 1, true))
   end)
+
+  it("walks a decoded table whose JSON text shows the key, or has an escape that could spell it", function()
+    local _ = helper.client()
+    for _, source in ipairs { '{"m":"' .. KEY .. '"}', '{"m":"\\u0073k"}' } do
+      local t = { m = KEY }
+      assert.are.equal(t, core.scrub(t, source))
+      assert.are.equal("<api-key>", t.m, source)
+    end
+    local answer = '{"output":{"task_id":"t-1"}}' -- no key, no escape: no string of it can hold one
+    local t = { output = { task_id = "t-1" } }
+    assert.are.equal(t, core.scrub(t, answer))
+    assert.are.equal("t-1", t.output.task_id)
+  end)
+end)
+
+describe("core.integers", function()
+  local core = require("dashscope.core")
+
+  it("makes every whole float of a decoded value an integer, nested tables included", function()
+    local t = core.integers { 212.0, 1.5, { fps = 25.0, list = { 3.0 } }, s = "7", big = 2.0 ^ 70 }
+    assert.are.equal(1.5, t[2])
+    assert.are.equal("7", t.s)
+    assert.are.equal(2.0 ^ 70, t.big)
+    if math.type then -- Lua 5.3+: integers of their own; elsewhere every number is a double
+      assert.are.equal("integer", math.type(t[1]))
+      assert.are.equal("integer", math.type(t[3].fps))
+      assert.are.equal("integer", math.type(t[3].list[1]))
+      assert.are.equal("float", math.type(t.big))
+      assert.are.equal("integer", math.type(core.integers(8.0)))
+    end
+    assert.are.equal(212, t[1])
+    assert.are.equal("x", core.integers("x"))
+  end)
 end)

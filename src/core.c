@@ -2,10 +2,11 @@
  * core.c -- luaopen_dashscope_core, the one exported symbol: require "dashscope.core".
  *
  * Owns process-wide setup (curl_global_init, once) and the table "dashscope.core" returns:
- * VERSION, curl_version, isatty (here); new_transport and scrub (transport.c, scrub.c); now,
- * wallclock, rusage (clock.c); the local-file functions of fs.c; parse_url and getdate (url.c);
- * trap_signals and caught_signal (signals.c, for the CLI only). It only opens those parts and
- * requires nothing from Lua: the public module is dashscope.lua, a Lua module over this one.
+ * VERSION, curl_version, libcurl_version, isatty (here); new_transport, scrub, integers
+ * (transport.c, scrub.c, integers.c); now, wallclock, rusage (clock.c); the local-file functions
+ * of fs.c; parse_url and getdate (url.c); trap_signals and caught_signal (signals.c, for the CLI
+ * only). It only opens those parts and requires nothing from Lua: the public module is
+ * dashscope.lua, a Lua module over this one.
  */
 #include <unistd.h>
 
@@ -16,6 +17,7 @@
 #include "clock.h"
 #include "core.h"
 #include "fs.h"
+#include "integers.h"
 #include "request.h"
 #include "scrub.h"
 #include "signals.h"
@@ -49,6 +51,7 @@ DS_API int luaopen_dashscope_core(lua_State *L) {
   ds_request_open(L);
   ds_transport_open(L, ds_request_new);  /* T:request makes requests with request.c's constructor */
   ds_scrub_open(L);    /* scrub: hides the keys transports hold */
+  ds_integers_open(L); /* integers: a decoded answer's whole numbers as integers */
   ds_fs_open(L);       /* file_check, create_new, place, ...: see fs.h */
   ds_url_open(L);      /* parse_url, getdate */
   ds_signals_open(L);  /* trap_signals, caught_signal: for the CLI only */
@@ -60,5 +63,10 @@ DS_API int luaopen_dashscope_core(lua_State *L) {
   lua_setfield(L, -2, "VERSION");
   lua_pushstring(L, curl_version());
   lua_setfield(L, -2, "curl_version");
+  /* libcurl's own version alone, for the User-Agent: curl_version() names every library libcurl
+   * was built with (a few hundred bytes), and libcurl formats the User-Agent byte by byte twice
+   * per request (its printf), which made it a tenth of a status query's instructions. */
+  lua_pushfstring(L, "libcurl/%s", curl_version_info(CURLVERSION_NOW)->version);
+  lua_setfield(L, -2, "libcurl_version");
   return 1;
 }

@@ -219,17 +219,33 @@ static void scrub_table(lua_State *L, int set, int seen, int idx, int depth) {
   lua_pop(L, 1);
 }
 
-/* core.scrub(value): a string scrubbed; a table scrubbed in place (and returned); anything else as
- * it is. Raises for a table nested deeper than DS_SCRUB_DEPTH. */
+/* Can a value decoded from the JSON text at idx hold a key? Without a backslash every string of it
+ * (key or value) is a run of the text's own bytes, so only if the text holds one; an escape could
+ * spell a key the bytes do not show, so a text with a backslash always may. */
+static int source_may_hold(lua_State *L, int set, int idx) {
+  size_t len;
+  const char *text = lua_tolstring(L, idx, &len);
+  return memchr(text, '\\', len) != NULL || holds_key(L, set, text, len);
+}
+
+/* core.scrub(value [, source]): a string scrubbed; a table scrubbed in place (and returned);
+ * anything else as it is. Raises for a table nested deeper than DS_SCRUB_DEPTH. `source`, a
+ * string: the JSON text a table was decoded from (json.lua), which spares the walk of an answer
+ * that cannot hold a key (every answer but one quoting it back): a look at the text instead. */
 static int l_scrub(lua_State *L) {
   int type = lua_type(L, 1);
-  lua_settop(L, 1);
-  if (type != LUA_TSTRING && type != LUA_TTABLE) return 1;
-  lua_getfield(L, LUA_REGISTRYINDEX, SECRETS);
-  if (!lua_istable(L, 2)) {  /* no client has a key yet */
+  lua_settop(L, 2);
+  if (type != LUA_TSTRING && type != LUA_TTABLE) {
     lua_settop(L, 1);
     return 1;
   }
+  lua_getfield(L, LUA_REGISTRYINDEX, SECRETS);
+  if (!lua_istable(L, 3) ||  /* no client has a key yet; or an answer with none in its text */
+      (type == LUA_TTABLE && lua_type(L, 2) == LUA_TSTRING && !source_may_hold(L, 3, 2))) {
+    lua_settop(L, 1);
+    return 1;
+  }
+  lua_replace(L, 2);  /* the set */
   if (type == LUA_TSTRING) {
     scrub_string(L, 2, 1);
     return 1;

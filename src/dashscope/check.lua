@@ -256,6 +256,22 @@ local function names_of(contract)
   return names
 end
 
+-- Each contract's rules by name, made once: a contract is data, fixed once written (models.lua,
+-- config.OPTIONS, the task filter), and every submit and every wait checks one. Weak: a contract
+-- made on the fly goes with its table.
+local by_contract = setmetatable({}, { __mode = "k" })
+local function rules_by_name(contract)
+  local by_name = by_contract[contract]
+  if not by_name then
+    by_name = {}
+    for _, rule in ipairs(contract) do
+      by_name[rule.name] = rule
+    end
+    by_contract[contract] = by_name
+  end
+  return by_name
+end
+
 --- Checks `given` (a flat table) against `contract`. Returns a table of places: values whose rule
 --- has `where` go into out[where][name]; the others into out[name]. `what` prefixes messages
 --- ("dashscope.new", "videoretalk").
@@ -263,10 +279,7 @@ function check.fields(contract, given, what)
   if type(given) ~= "table" then
     check.fail(what, "expects a table of fields, got " .. show(given))
   end
-  local by_name = {}
-  for _, rule in ipairs(contract) do
-    by_name[rule.name] = rule
-  end
+  local by_name = rules_by_name(contract)
   for key in pairs(given) do
     if not by_name[key] then
       local hint = type(key) == "string" and check.nearest(key, names_of(contract))

@@ -36,7 +36,7 @@ function client.new(settings, transport)
   local key = settings.api_key
   settings.api_key = nil
   transport:set_credential("Authorization: Bearer " .. key, key)
-  local ua = string.format("lua-dashscope/%s (%s; %s)", core.VERSION, lua_version(), core.curl_version)
+  local ua = string.format("lua-dashscope/%s (%s; %s)", core.VERSION, lua_version(), core.libcurl_version)
   if settings.user_agent then
     ua = ua .. " " .. settings.user_agent
   end

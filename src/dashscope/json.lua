@@ -2,7 +2,8 @@
 --
 -- * Debian's lua-cjson 2.1.0 decodes every number as a float on Lua 5.3+, so `212` arrives as
 --   `212.0`. The service sends integers (bbox coordinates, fps, page counts, epoch milliseconds)
---   that users compare and print, so decode turns every integral float back into an integer.
+--   that users compare and print, so decode turns every integral float back into an integer
+--   (core.integers, in C).
 -- * The encoder is a private cjson instance: the user's own `require "cjson"` settings are
 --   neither read nor changed.
 --
@@ -22,27 +23,6 @@ json.DEPTH = 100
 cjson.decode_max_depth(json.DEPTH)
 cjson.encode_max_depth(json.DEPTH + 2)
 
-local tointeger = math.tointeger -- nil on Lua 5.1 / LuaJIT, where every number is a double anyway
-
--- Turns every integral float in `value` into an integer (a table in place). A call per table,
--- not per value: every answer passes here.
-local function integers(value)
-  if not tointeger then return value end
-  local kind = type(value)
-  if kind == "number" then return tointeger(value) or value end
-  if kind ~= "table" then return value end
-  for k, v in pairs(value) do
-    local vkind = type(v)
-    if vkind == "table" then
-      integers(v)
-    elseif vkind == "number" then
-      local i = tointeger(v)
-      if i then value[k] = i end
-    end
-  end
-  return value
-end
-
 --- Decodes a JSON text. Returns the value, or nil and a short reason (never raises).
 function json.decode(text)
   if type(text) ~= "string" then
@@ -55,7 +35,9 @@ function json.decode(text)
   if value == cjson.null then
     return nil, "null document"
   end
-  return core.scrub(integers(value))
+  -- Both walks in C (every answer passes here): the integers, then the key, which the text
+  -- itself shows whether any string of the answer can hold (core.scrub reads it for that).
+  return core.scrub(core.integers(value), text)
 end
 
 --- Encodes a value already checked to be JSON-able (see check.jsonable).
