@@ -11,7 +11,7 @@ local SPARSE = 3       -- the same for tasks behind the head of a parallel lane
 -- a long one pays in questions (a 60 s job: 24, where the plain geometric schedule asks 10 times
 -- and may find it 10 s late).
 local LAG, LAG_SHARE = 1.25, 0.125
-local HURRY = 10       -- the most that many tasks waiting for the lesson speed their heads up
+local HURRY = 8        -- the most that many tasks waiting for the lesson speed their heads up
 
 --- A task of a lane with a known run time `d`: its next ask just after its expected end (or a
 --- growing step once asked then and not done), and its expected end (the next one's start in a
@@ -50,8 +50,10 @@ function nextask.unknown(p, parallel, count, rank, now, s)
     if p.last_poll and since then
       interval = math.min(interval, math.max(LAG, s.poll_interval, LAG_SHARE * (p.last_poll - since)))
     end
-    -- the more tasks wait for the lesson, the more often it is worth asking
-    interval = math.min(interval, s.max_poll_interval) / math.min(HURRY, math.max(1, math.sqrt(count / 10)))
+    -- the more tasks wait for the lesson, the more often it is worth asking (in steps of 2x, so
+    -- that the heads' asks do not move, and go back into the heap, on every submit)
+    local hurry = 2 ^ math.floor(math.log(math.max(1, math.sqrt(count / 10)), 2))
+    interval = math.min(interval, s.max_poll_interval) / math.min(HURRY, hurry)
   elseif parallel then
     interval = s.poll_interval * 2 * SPARSE ^ p.polls
   end
@@ -80,15 +82,14 @@ function nextask.cap(due, since, s, anchor)
 end
 
 --- Has the lane's picture moved since its last whole plan (`planned`: { d, wait, slack }), enough
---- that every task's ask moves? Small drifts are let be: an ask planned with a run time 2 % off,
---- or a slack a quarter off, is still close to the task's end, and replanning every task on each
---- answer costs O(tasks).
+--- that every task's ask moves? Small drifts are let be: an ask planned with a run time, a wait or
+--- a slack 2 % of the run time off is still close to the task's end, and replanning every task
+--- costs O(tasks) (the slack moves a little on nearly every answer).
 function nextask.drifted(planned, learned, d, wait)
   if not planned then return true end
   local tol = 0.02 * d + 0.005
-  local slack, pslack = learned:slack_for(d), planned.slack
   return math.abs(d - planned.d) > tol or math.abs(wait - planned.wait) > tol
-    or math.abs(slack - pslack) > 0.25 * pslack + 0.002
+    or math.abs(learned:slack_for(d) - planned.slack) > tol
 end
 
 return nextask
