@@ -270,13 +270,18 @@ local WORKLOADS = {
 
 -- The project's targets (bench/README.md). Each check: label, value getter, limit.
 local TARGETS = {
-  W1 = { { "req/job", "req_per_job", 4.0 }, { "lag median", "lag_median", 1.0 } }, -- 3.0 before the true cap
+  -- W1's 3.0 requests/job of issue 11 is the floor of the true 10 s cap alone, with nothing left to
+  -- find the first job within 1.5 s (bench/README.md, "W1 and the true max_poll_interval")
+  W1 = { { "req/job", "req_per_job", 4.0 }, { "lag median", "lag_median", 1.0 }, { "lag max", "lag_max", 1.5 } },
   -- W2's CPU per request against the FLOOR row of the same run (issue 11: an absolute figure
   -- measures the machine); without FLOOR in the run the ratio is unavailable, never guessed.
   W2 = { { "req/job", "req_per_job", 2.1 }, { "lag median", "lag_median", 0.1 },
          { "TCP conns", "connections", 8 },
          { "CPU/req ÷ floor", "cpu_floor_ratio", 1.2, unknown = "CPU/req ÷ floor unavailable (no FLOOR row in this run)" } },
-  W3 = { { "requests", "requests", 12 }, { "lag", "lag_max", 3.0 }, { "CPU % waiting", "cpu_pct", 1.0 } },
+  -- a lone job of unknown run time is found within 1.25 s or an eighth of its run (issue 11): for
+  -- 60 s, 7.5 s at most, in 24 queries (the plain geometric schedule: 10, and up to 10 s late)
+  W3 = { { "requests", "requests", 26 }, { "lag", "lag_max", 7.5 }, { "CPU % waiting", "cpu_pct", 1.0 } },
+  N1 = { { "requests", "requests", 7 }, { "lag", "lag_max", 1.5 } }, -- issue 11: a lone 5 s job
   N1000 = { { "req/job", "req_per_job", 2.5 }, { "wall/ideal", "wall_ideal", 1.2 } },
   N10000 = { { "peak RSS MiB", "peak_mib", 40 }, { "RSS after close - start MiB", "rss_kept_mib", 10 } },
   WAIT10000 = { { "req/s waiting", "window_rps", 25 } },
