@@ -52,4 +52,26 @@ describe("the calls on the wire", function()
     assert.truthy(third.err.message:find("waiting for a connection", 1, true), third.err.message)
     client:close()
   end)
+
+  it("hold the tasks that end together in their lanes, not as hundreds of calls", function()
+    -- 400 tasks run 0.3 s, submitted at once; their answers come slowly (50 ms each on 2
+    -- connections), so nearly all are due while the wire is busy
+    helper.reset { concurrency = 0, durations = { pending = 0, pre_processing = 0, running = 0.3, post_processing = 0 } }
+    local client = helper.client { max_connections = 2, poll_interval = 0.05, max_poll_interval = 30 }
+    local tasks = {}
+    for i = 1, 400 do tasks[i] = assert(client:liveportrait(helper.liveportrait_fields(i))) end
+    helper.faults { { match = "query", kind = "slow", delay = 0.05, count = 1000 } }
+    local queue, most = client._engine.calls, 0
+    local done = 0
+    for _, t in ipairs(tasks) do client:watch(t, { on_done = function() done = done + 1 end }) end
+    local deadline = os.time() + 120
+    while done < 400 do
+      assert.truthy(os.time() < deadline, done .. " of 400 done")
+      most = math.max(most, queue.unfinished)
+      client._transport:wait(math.min(client:step(), 0.01))
+    end
+    assert.truthy(most <= 260, "calls not finished at once: " .. most) -- Calls:room's 256, and a list
+    client:close()
+  end)
 end)
+

@@ -20,6 +20,10 @@ local NONE = {} -- an empty list, never written
 -- Transfers on the wire per connection allowed (max_connections): two keeps libcurl's own queue a
 -- little full, so a connection that comes free starts its next transfer without waiting for a step.
 local WIRE_PER_CONNECTION = 2
+-- Calls not finished beyond which the poller starts no more lone status queries (Calls:room):
+-- enough that a burst of answers keeps the wire busy between steps, few enough (some 100 KB of
+-- calls) that 10,000 tasks ending together wait in their lanes' heaps, not as calls.
+local ROOM = 256
 
 local Calls = {}
 Calls.__index = Calls
@@ -30,6 +34,7 @@ function calls.new(transport, settings, user_agent)
     transport = transport, settings = settings, user_agent = user_agent,
     service = http.service_headers(settings),
     all = {},     -- every call not finished
+    unfinished = 0, -- how many
     sending = {}, -- request -> call, for those on the wire
     waiting = {}, -- calls waiting to be sent (quota, or back-off before a retry)
     wire = WIRE_PER_CONNECTION * (settings.max_connections or 6), -- most on the wire at once
@@ -105,12 +110,14 @@ end
 function Calls:start(call, now)
   call.attempts = 0
   call.deadline = call.deadline or now + self.settings.call_timeout
+  if not self.all[call] then self.unfinished = self.unfinished + 1 end
   self.all[call] = true
   try_send(self, call, now)
   return call
 end
 
 local function finish(self, call, body, err)
+  if self.all[call] then self.unfinished = self.unfinished - 1 end
   self.all[call] = nil
   self.waiting[call] = nil
   call.queued = nil
@@ -235,6 +242,15 @@ function Calls:cancel(call)
   end
 end
 
+--- How many more calls may start before they would only wait behind others (for a slot on the
+--- wire, or their quota): the poller sends no more lone status queries than this at once, and
+--- the other due tasks stay in their lane's heap, where they cost nothing more, so that 10,000
+--- tasks ending together are not 10,000 calls held at once (nor walked on every step while
+--- their quota holds them back).
+function Calls:room()
+  return ROOM - self.unfinished
+end
+
 --- True while any call is not finished.
 function Calls:busy()
   return next(self.all) ~= nil
@@ -248,7 +264,7 @@ function Calls:drop()
     dropped[#dropped + 1] = { call = call, sent = call.request ~= nil }
     if call.request then call.request:close() end
   end
-  self.all, self.sending, self.waiting = {}, {}, {}
+  self.all, self.sending, self.waiting, self.unfinished = {}, {}, {}, 0
   self.on_wire, self.ready, self.ready_head, self.ready_tail, self.ended = 0, {}, 1, 0, {}
   self.deadlines = {}
   return dropped

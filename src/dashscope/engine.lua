@@ -164,16 +164,23 @@ local function ask_due(self, now, soonest)
     self.dirty[lane] = nil
   end
   -- A lane with a task due now also takes the ones due within a moment: asked together, they
-  -- can share one task list. Lanes with nothing due are not looked into.
-  local ahead = now + 0.25 * self.settings.poll_interval
+  -- can share one task list. Lanes with nothing due are not looked into. No more lone queries
+  -- start than the calls have room for (Calls:room); a lane left with tasks due is stepped again
+  -- when calls finish, not by its clock (which says now: the loop would spin).
+  local ahead, room = now + 0.25 * self.settings.poll_interval, self.calls:room()
   for _, lane in pairs(self.lanes) do
     if lane.next_due and lane.next_due <= now then
-      polls.ask(self, lane, lane:take_due(ahead))
+      local due, alone = lane:take_due(ahead, math.max(0, room))
+      if #due > 0 then
+        room = room - alone
+        polls.ask(self, lane, due)
+        started = true
+      end
       lane:update_due()
-      started = true
     end
-    if lane.next_due and (not soonest or lane.next_due < soonest) then
-      soonest = lane.next_due
+    local at = lane.next_due
+    if at and at > now and (not soonest or at < soonest) then
+      soonest = at
     end
   end
   return soonest, started

@@ -323,19 +323,33 @@ function Lane:update_due()
   self.next_due = h[1] and h[1].at
 end
 
---- Takes out the tasks due by `ahead` (their asks leave the heap): the caller asks them all.
-function Lane:take_due(ahead)
-  local h, due = self.heap, {}
+-- Is a task with plan `p` queried on its own when due (see split_due)? `known`: the lane knows
+-- its run time.
+local function alone(p, known)
+  return p.fetch or (known and not p.late and not p.capped)
+end
+
+--- Takes out the tasks due by `ahead` (their asks leave the heap), stopping before the one that
+--- would make more than `most` queried on their own (tasks a list may place are not counted):
+--- the caller asks them all. Returns them and how many go alone.
+function Lane:take_due(ahead, most)
+  local h, due, alone_n = self.heap, {}, 0
+  local known = self.learned:duration() ~= nil
   while h[1] and h[1].at <= ahead do
-    local e = pop(self)
-    local t = e.task
-    if fresh(self, e) and not due[t] then
+    local e, t = h[1], h[1].task
+    local take = fresh(self, e) and not due[t]
+    if take and alone(self.plans[t], known) then
+      if alone_n >= (most or math.huge) then break end
+      alone_n = alone_n + 1
+    end
+    pop(self)
+    if take then
       due[t] = true
       due[#due + 1] = t
     end
   end
   for _, t in ipairs(due) do due[t] = nil end
-  return due
+  return due, alone_n
 end
 
 --- Sorts the due tasks: those to query one by one (the tasks a list said ended, and those asked at
@@ -348,7 +362,7 @@ function Lane:split_due(due)
   local known = self.learned:duration() ~= nil
   for _, t in ipairs(due) do
     local p = self.plans[t]
-    if p.fetch or (known and not p.late and not p.capped) then
+    if alone(p, known) then
       p.fetch = nil
       one_by_one[#one_by_one + 1] = t
     else
