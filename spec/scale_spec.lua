@@ -46,8 +46,9 @@ describe("a client with thousands of tasks waiting", function()
     end
     assert.truthy(pages >= 22, "pages read: " .. pages)
     -- the oldest (and one probe behind it) are asked while the run time is unknown; every other
-    -- task waits for a page that places it
-    assert.truthy(queried(requests) <= 2, queried(requests) .. " tasks queried on their own")
+    -- task waits for a page that places it, but for one whose capped ask falls due alone now and
+    -- then (a page for one task is no better than its query). Before: 150 of 2150 queried.
+    assert.truthy(queried(requests) <= 10, queried(requests) .. " tasks queried on their own")
     client:close()
   end)
 end)
