@@ -320,14 +320,20 @@ local function rss_now()
   return tonumber(kib)
 end
 
--- Submits w.jobs at once and waits for them all: finished, submitted, wait mode, the CPU and time
--- when the last submit went out. The tasks are this function's: gone once it returns.
-local function submit_and_wait(w, client, errors)
+-- Submits w.jobs one after another: the tasks created (a failed submit counts in `errors`).
+local function submit_all(w, client, errors)
   local tasks = {}
   for i = 1, w.jobs do
     local t, err = client:liveportrait(job_fields(i))
     if t then tasks[#tasks + 1] = t else count_code(errors, err) end
   end
+  return tasks
+end
+
+-- Submits w.jobs at once and waits for them all: finished, submitted, wait mode, the CPU and time
+-- when the last submit went out. The tasks are this function's: gone once it returns.
+local function submit_and_wait(w, client, errors)
+  local tasks = submit_all(w, client, errors)
   local cpu_submitted, t_submitted = rusage(), now()
   local results, errs, wait_mode = wait_tasks(client, tasks)
   local finished = 0
@@ -365,11 +371,7 @@ end
 -- user would (client:wait_all with a timeout: every task is still running when it returns).
 -- Returns the tasks submitted, then the CPU and clock at the last submit and at the window's end.
 local function wait_worker(w, client, errors)
-  local tasks = {}
-  for i = 1, w.jobs do
-    local t, err = client:liveportrait(job_fields(i))
-    if t then tasks[#tasks + 1] = t else count_code(errors, err) end
-  end
+  local tasks = submit_all(w, client, errors)
   local cpu_submitted, t_submitted = rusage(), now()
   local results = client:wait_all(tasks, { timeout = w.window })
   for i = 1, #tasks do
