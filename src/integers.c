@@ -14,22 +14,28 @@
 #define DS_INTEGERS_DEPTH 200
 
 #if LUA_VERSION_NUM >= 503
+/* Pushes the number at `idx` as an integer and returns 1 when it is a float with an integer's
+ * exact value; otherwise pushes nothing and returns 0. */
+static int push_exact(lua_State *L, int idx) {
+  int exact = 0;
+  lua_Integer i;
+  if (lua_type(L, idx) != LUA_TNUMBER || lua_isinteger(L, idx)) return 0;
+  i = lua_tointegerx(L, idx, &exact);
+  if (exact) lua_pushinteger(L, i);
+  return exact;
+}
+
 static void integers(lua_State *L, int idx, int depth) {
   if (depth > DS_INTEGERS_DEPTH) luaL_error(L, "dashscope: a value nested deeper than %d levels", DS_INTEGERS_DEPTH);
   luaL_checkstack(L, 4, "integers");
   lua_pushnil(L);
   while (lua_next(L, idx) != 0) {  /* ..., key, value */
-    int type = lua_type(L, -1);
-    if (type == LUA_TTABLE) {
+    if (lua_type(L, -1) == LUA_TTABLE) {
       integers(L, lua_gettop(L), depth + 1);
-    } else if (type == LUA_TNUMBER && !lua_isinteger(L, -1)) {
-      int exact = 0;
-      lua_Integer i = lua_tointegerx(L, -1, &exact);
-      if (exact) {
-        lua_pushvalue(L, -2);
-        lua_pushinteger(L, i);
-        lua_rawset(L, idx);  /* an existing key: allowed during the walk */
-      }
+    } else if (push_exact(L, -1)) {  /* ..., key, value, integer */
+      lua_pushvalue(L, -3);
+      lua_insert(L, -2);
+      lua_rawset(L, idx);  /* an existing key: allowed during the walk */
     }
     lua_pop(L, 1);
   }
@@ -41,12 +47,10 @@ static void integers(lua_State *L, int idx, int depth) {
 static int l_integers(lua_State *L) {
   lua_settop(L, 1);
 #if LUA_VERSION_NUM >= 503
-  if (lua_type(L, 1) == LUA_TNUMBER && !lua_isinteger(L, 1)) {
-    int exact = 0;
-    lua_Integer i = lua_tointegerx(L, 1, &exact);
-    if (exact) lua_pushinteger(L, i);
-  } else if (lua_type(L, 1) == LUA_TTABLE) {
+  if (lua_type(L, 1) == LUA_TTABLE) {
     integers(L, 1, 1);
+  } else {
+    push_exact(L, 1);
   }
 #endif
   return 1;

@@ -17,7 +17,12 @@ local LIST_PAGE = 100
 -- of the lane at once, so even one due task is asked through it (the others' next asks move on).
 local function list_from(engine, lane, due, capped)
   local offset = engine.clock.offset
-  local least = lane.count > 1 and lane.count <= LIST_PAGE and 1 or capped == #due and 2 or LIST_MIN
+  local least = LIST_MIN
+  if lane.count > 1 and lane.count <= LIST_PAGE then
+    least = 1
+  elseif capped == #due then
+    least = 2
+  end
   if #due < least or lane.model == "?" or not offset then
     return nil
   end
@@ -30,27 +35,23 @@ end
 -- others count as asked.
 local function listed(engine, lane, due, statuses, err)
   local at = engine:now()
-  local function heard(t, status)
-    engine:asked(t, at)
-    t:_heard(status)
-    engine:answered(t, nil, nil)
+  local function apply(t, status)
+    if not status or TERMINAL[status] then
+      lane:ask_at(t, at) -- ended (or not placed): its own query comes next
+    else
+      engine:asked(t, at)
+      t:_heard(status)
+      engine:answered(t, nil, nil)
+    end
   end
   for _, t in ipairs(due) do
     local status = statuses[t.id]
     statuses[t.id] = nil
-    if err or not status or TERMINAL[status] then
-      lane:ask_at(t, at) -- ended (or not placed): its own query comes next
-    else
-      heard(t, status)
-    end
+    apply(t, not err and status or nil)
   end
   for id, status in pairs(statuses) do
     local t = lane:placeable(id)
-    if t and TERMINAL[status] then
-      lane:ask_at(t, at)
-    elseif t then
-      heard(t, status)
-    end
+    if t then apply(t, status) end
   end
 end
 
