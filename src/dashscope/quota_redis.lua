@@ -154,8 +154,9 @@ function Store:step(now, timeout)
   for _, reply in ipairs(conn:perform()) do
     local entry = self.pending[reply.id]
     self.pending[reply.id] = nil
-    if entry then
-      failed = failed or settle(self, entry, reply, now)
+    if entry then -- every answer settled, also after a failure: each wakes its limiter
+      local why = settle(self, entry, reply, now)
+      failed = failed or why
       answered = answered or (entry.lim ~= nil and not reply.err)
     end
   end
