@@ -115,7 +115,8 @@ function Quota:reserve(lim, now)
 end
 
 --- Moves the store on (answers read, connections made): answers wake their limiters. Returns the
---- next time it needs a step, or nil.
+--- next time it needs a step (when the oldest answer awaited is late), or nil. A store that is
+--- down is tried again when a limiter next asks, not by a timer of its own: an idle client sleeps.
 function Quota:step(now)
   local store = self.store
   local failed, answered = store:step(now, quota.ANSWER_TIMEOUT)
@@ -126,9 +127,13 @@ function Quota:step(now)
   elseif self.state == "down" and self.reopened and store:ready() then
     self.state, self.reopened = "probing", false -- the next reservation tells whether it works
   end
-  local at = store:next_step(quota.ANSWER_TIMEOUT)
-  if self.state == "down" and (not at or self.retry_at < at) then at = self.retry_at end
-  return at
+  return store:next_step(quota.ANSWER_TIMEOUT)
+end
+
+--- True while a reservation's answer is awaited (a loop that cannot watch the store's socket
+--- looks again soon).
+function Quota:awaiting()
+  return self.store:next_step(0) ~= nil
 end
 
 --- The store's socket and what to watch it for ("r", "w", "rw"), or nil.

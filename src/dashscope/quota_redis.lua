@@ -161,7 +161,16 @@ function Store:step(now, timeout)
     end
   end
   local state, err = conn:state()
-  if not failed and state == "closed" then failed = err or "connection closed" end
+  if not failed and state == "closed" then
+    if next(self.pending) == nil and self.set_up then
+      -- closed while idle (the server's `timeout`, a proxy): connect again, quietly; a store
+      -- really gone fails the next reservation, and that is said
+      self:drop("idle connection closed")
+      self:reopen(now)
+    else
+      failed = err or "connection closed"
+    end
+  end
   for _, entry in pairs(self.pending) do
     if not failed and now > entry.deadline + timeout then
       failed = ("no answer within %g s"):format(timeout)
