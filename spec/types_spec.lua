@@ -411,6 +411,8 @@ local function type_matches(rule, annotated, model)
   elseif kind == "rate_limits" then
     return t:find("dashscope.RateLimits", 1, true) ~= nil and t:find("boolean", 1, true) ~= nil,
       "boolean|dashscope.RateLimits"
+  elseif kind == "quota_store" then
+    return t == "false|string|table", "false|string|table"
   elseif kind == "enum" then
     local alias = model.aliases[t]
     if not alias or not alias.values then

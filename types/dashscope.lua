@@ -140,11 +140,26 @@
 ---@field max_body? integer largest JSON answer accepted, bytes, 1024 to 2147483648 (default 4 MiB)
 ---@field max_connections? integer TCP connections the client may open at once, 1 to 256 (default 6); more requests queue
 ---@field rate_limits? boolean|dashscope.RateLimits the quotas the client keeps: false turns them off, true or nil keeps the service's
+---@field quota? false|string|table share the quotas with other processes: a shared dict (ngx.shared.NAME) for the workers of one nginx, or a Redis URL "redis://[:password@]host[:port][/db][?prefix=name]" for processes on any host; false keeps them in this process (default: env DASHSCOPE_QUOTA_STORE). A store that fails is given up at once and tried again in the background
+---@field on_warning? fun(message: string, info: dashscope.Warning) called when the quota store fails ("QuotaStoreDown") and when it is back ("QuotaStoreBack"), once each per outage (default: a line on stderr)
 ---@field user_agent? string appended to the User-Agent
 ---@field sleep? fun(seconds: number) called instead of blocking, e.g. ngx.sleep or coroutine.yield; may yield
 ---@field ca_file? string a PEM file of CA certificates to verify TLS peers with (a private CA); verification itself is always on
 ---@field ca_path? string a directory of CA certificates (c_rehash layout), as ca_file
 ---@field allow_http? boolean permit a plain http:// base_url to a host other than loopback: the API key then crosses the network unencrypted (default false)
+
+---What `on_warning` is told besides the message.
+---@class dashscope.Warning
+---@field code "QuotaStoreDown"|"QuotaStoreBack"
+---@field store string the store, as "redis://host:port/db" (never its password) or "shared dict"
+---@field reason? string why it failed (QuotaStoreDown)
+
+---Where a client's quotas are kept (`client:quota_store()`).
+---@class dashscope.QuotaStore
+---@field kind "local"|"shdict"|"redis"
+---@field up boolean true while the quotas are shared (always true for "local")
+---@field state? "starting"|"up"|"down"|"probing" a shared store's state
+---@field url? string the store, without its password
 
 ---Options of `task:wait`.
 ---@class dashscope.WaitOptions
@@ -549,6 +564,11 @@ function Client:sockets() end
 ---@param writable boolean
 ---@return number delay seconds until the client next has work
 function Client:socket_ready(fd, readable, writable) end
+
+---Where the client's quotas are kept, and whether a shared store is in use now.
+---@return dashscope.QuotaStore
+---@nodiscard
+function Client:quota_store() end
 
 ---Whether any task is followed or any call is in flight (an event loop may stop its timer when not).
 ---@return boolean

@@ -54,9 +54,10 @@ local function send(self, call, now)
   self.waiting[call] = nil
 end
 
--- Holds `call` back until `at` (clock seconds).
-local function hold(self, call, at)
-  call.send_at = at
+-- Holds `call` back until `at` (clock seconds); with `heard` (its limiter's count of store answers,
+-- limiter.lua) also until its limiter hears from the quota store, whichever comes first.
+local function hold(self, call, at, heard)
+  call.send_at, call.heard = at, heard
   self.waiting[call] = true
 end
 
@@ -95,7 +96,7 @@ local function try_send(self, call, now)
   end
   local wait = call.limiter and call.limiter:delay(now) or 0
   if wait > 0 then
-    hold(self, call, now + wait)
+    hold(self, call, now + wait, call.limiter.answers)
     return false
   end
   if call.limiter then
@@ -205,7 +206,7 @@ function Calls:advance(now)
     if now >= call.deadline then -- still held back (quota, back-off) when its time is up
       expired = expired or {}
       expired[#expired + 1] = call
-    elseif now >= call.send_at then
+    elseif now >= call.send_at or (call.heard and call.heard ~= call.limiter.answers) then
       started = try_send(self, call, now) or started
     end
     local at = call.send_at and math.min(call.send_at, call.deadline)

@@ -234,6 +234,28 @@ function types.rate_limits(v)
   return v
 end
 
+-- A quota store (quota.lua): false (none), a Redis URL (quota_redis.lua parses it), or an
+-- OpenResty shared dict (a table with the dict's methods: ngx.shared.NAME).
+local SHDICT_METHODS = { "add", "get", "set", "delete" }
+function check.quota_store(v)
+  if v == false then return false end
+  if type(v) == "string" then
+    local ok, why = require("dashscope.quota_redis").parse(v)
+    if not ok then return nil, why end
+    return v
+  end
+  if type(v) == "table" then
+    for _, name in ipairs(SHDICT_METHODS) do
+      if type(v[name]) ~= "function" then
+        return nil, "must be a Redis URL or a shared dict (ngx.shared.NAME); this table has no " .. name .. " method"
+      end
+    end
+    return v
+  end
+  return nil, 'must be false, a Redis URL ("redis://host:port/db") or a shared dict (ngx.shared.NAME)'
+end
+types.quota_store = check.quota_store
+
 --- The one closed-client guard: raises unless `client` is open. `what` is the method as the user
 --- wrote it ("client:step", "task:poll").
 function check.open(client, what)

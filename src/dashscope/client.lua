@@ -92,6 +92,13 @@ function Client:socket_ready(fd, readable, writable)
   return delay
 end
 
+--- Where the client's quotas are kept: { kind = "local" | "shdict" | "redis", up = true while
+--- shared ones are in use, state, url (a Redis URL without its password) }.
+function Client:quota_store()
+  check.open(self, "client:quota_store")
+  return self._engine:quota_store()
+end
+
 --- True while any task is tracked or any call is in flight or waiting to be sent.
 function Client:busy()
   return self._engine:busy()

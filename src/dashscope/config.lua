@@ -59,6 +59,10 @@ config.OPTIONS = {
   { name = "max_body", type = "integer", min = 1024, max = 2147483648, doc = "largest JSON answer accepted, bytes (default 4 MiB)" },
   { name = "max_connections", type = "integer", min = 1, max = 256, doc = "TCP connections the client may open at once (default 6); more requests queue" },
   { name = "rate_limits", type = "rate_limits", doc = "false, or { submit = { [model] = per second }, tasks = per second }, rates from 0.001 to 1000000: the quotas the client keeps (default: the service's, docs/protocol.md §10)" },
+  { name = "quota", type = "quota_store", secret = true,
+    doc = "share the quotas (rate_limits) with other processes: a shared dict (ngx.shared.NAME) for the workers of one nginx, or a Redis URL \"redis://[:password@]host[:port][/db][?prefix=name]\" for processes on any host; false keeps them in this process (default: env DASHSCOPE_QUOTA_STORE, else false). A store that fails is given up at once and tried again in the background (on_warning says so)" },
+  { name = "on_warning", type = "function",
+    doc = "function(message, info) called when the quota store fails (info.code \"QuotaStoreDown\") and when it is back (\"QuotaStoreBack\"), once each per outage (default: a line on stderr)" },
   { name = "user_agent", type = "string", header = true, doc = "appended to the User-Agent (no control characters)" },
   { name = "sleep", type = "function", doc = "function(seconds) called instead of blocking, e.g. ngx.sleep; may yield" },
   { name = "ca_file", type = "string", doc = "a PEM file of CA certificates to verify TLS peers with (a private CA); verification itself is always on (no control characters)" },
@@ -199,6 +203,14 @@ function config.settings(opts, getenv)
   if s.poll_interval > s.max_poll_interval then
     check.fail("dashscope.new", "poll_interval (" .. s.poll_interval .. ") must not exceed max_poll_interval ("
       .. s.max_poll_interval .. ")", "poll_interval")
+  end
+  if given.quota == nil then
+    local store = nonempty(getenv("DASHSCOPE_QUOTA_STORE"))
+    local ok, why = check.quota_store(store or false)
+    if ok == nil then
+      check.fail("dashscope.new", "env DASHSCOPE_QUOTA_STORE " .. why, "quota")
+    end
+    s.quota = ok
   end
   if s.rate_limits == nil or s.rate_limits == true then
     s.rate_limits = config.RATE_LIMITS

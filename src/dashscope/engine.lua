@@ -13,6 +13,7 @@ local core = require("dashscope.core")
 local errors = require("dashscope.errors")
 local calls = require("dashscope.calls")
 local limiter = require("dashscope.limiter")
+local quota = require("dashscope.quota")
 local planner = require("dashscope.planner")
 local polls = require("dashscope.polls")
 local servicetime = require("dashscope.servicetime")
@@ -24,15 +25,11 @@ Engine.__index = Engine
 
 --- The engine of a client with checked `settings`, over its `transport`, sending `user_agent`.
 function engine.new(transport, settings, user_agent)
-  local limits = settings.rate_limits
-  local submit = {}
-  for model, rate in pairs(limits and limits.submit or {}) do
-    submit[model] = limiter.new(rate)
-  end
-  return setmetatable({
+  local self = setmetatable({
     transport = transport, settings = settings,
     calls = calls.new(transport, settings, user_agent),
-    limits = { tasks = limiter.new(limits and limits.tasks), submit = submit },
+    quota = nil,  -- the store shared with other processes (quota.lua), when the option names one
+    limits = nil, -- the limiters: { tasks = , submit = { [model] = } }
     lanes = {},  -- model -> its lane (planner.lua)
     live = {},   -- the tracked tasks
     dirty = {},  -- lanes to replan at the next step
@@ -41,6 +38,22 @@ function engine.new(transport, settings, user_agent)
     after_run = {}, -- key -> function run when a blocking call returns
     closed = false,
   }, Engine)
+  -- the store's warnings are callbacks like any other
+  self.quota = quota.new(settings, function(message, info)
+    self:emit(settings.on_warning or engine.warn, message, info)
+  end)
+  local limits = settings.rate_limits
+  local submit = {}
+  for model, rate in pairs(limits and limits.submit or {}) do
+    submit[model] = limiter.new(rate, self.quota, "submit:" .. model)
+  end
+  self.limits = { tasks = limiter.new(limits and limits.tasks, self.quota, "tasks"), submit = submit }
+  return self
+end
+
+--- Where a warning goes when the client has no on_warning: a line on stderr.
+function engine.warn(message)
+  io.stderr:write("dashscope: warning: ", message, "\n")
 end
 
 --- The client's clock (seconds, monotonic).
@@ -194,11 +207,14 @@ function Engine:step()
   local _, curl_timeout, soonest, started, asked
   -- Until nothing new starts: a transfer started here may finish within the next perform, and
   -- must be seen before this step says how long nobody needs to look.
+  local shared = self.quota
   repeat
     _, curl_timeout = transport:perform()
     local now = core.now()
+    local store_at = shared and shared:step(now) -- before the calls: its answers wake them
     soonest, started = self.calls:advance(now)
     soonest, asked = ask_due(self, now, soonest)
+    if store_at and (not soonest or store_at < soonest) then soonest = store_at end
   until not (started or asked)
   deliver(self)
   if self.closed then return 0 end -- a callback closed the client: nothing more to do
@@ -231,14 +247,20 @@ local function loop(self, finished, deadline, sleep)
     if deadline then
       delay = math.min(delay, deadline - now)
     end
+    local store_fd, store_events
+    if self.quota then store_fd, store_events = self.quota:socket() end
     if sleep then
-      -- A sleep function cannot watch sockets: look again soon while transfers are in flight.
+      -- A sleep function cannot watch sockets: look again soon while transfers are in flight,
+      -- and sooner while the quota store is to answer (a reservation holds a call back).
       if transport:pending() > 0 then
         delay = math.min(delay, 0.01)
       end
+      if self.quota and self.quota:awaiting() then
+        delay = math.min(delay, 0.002)
+      end
       sleep(delay)
     else
-      transport:wait(delay)
+      transport:wait(delay, store_fd, store_events)
     end
   end
   return true
@@ -256,12 +278,26 @@ end
 --- The sockets libcurl wants watched now, { [fd] = "r" | "w" | "rw" } (none once closed).
 function Engine:sockets()
   if self.closed then return {} end
-  return self.transport:sockets()
+  local sockets = self.transport:sockets()
+  local fd, events = self.quota and self.quota:socket()
+  if fd then sockets[fd] = events end
+  return sockets
 end
 
---- `fd` is readable and/or writable: lets libcurl act on it (the caller steps next).
+--- `fd` is readable and/or writable: lets libcurl (or the quota store, for its socket) act on it
+--- (the caller steps next).
 function Engine:socket_action(fd, readable, writable)
+  if self.quota and self.quota:socket() == fd then
+    self.quota:action(readable and true or false, writable and true or false)
+    return
+  end
   self.transport:socket_action(fd, readable and true or false, writable and true or false)
+end
+
+--- What the quota store is ({ kind, up, state, url }; kind "local" when there is none).
+function Engine:quota_store()
+  if not self.quota then return { kind = "local", up = true } end
+  return self.quota:describe()
 end
 
 --- True while any task is tracked or any call is in flight or waiting to be sent.
@@ -275,6 +311,7 @@ end
 function Engine:close()
   if self.closed then return end
   self.closed = true
+  if self.quota then self.quota:close() end
   local dropped = self.calls:drop()
   self.transport:close()
   calls.abort(dropped)

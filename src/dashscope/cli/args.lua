@@ -47,6 +47,7 @@ args.GLOBAL = {
     doc = "read the API key from PATH (default: env DASHSCOPE_API_KEY, then the file named by env "
       .. "DASHSCOPE_API_KEY_FILE_PATH, then ~/.dashscope/api_key); the key is never printed" },
   { long = "base-url", key = "base_url", arg = "URL", client = true, doc = client_doc("base_url") },
+  { long = "quota-store", key = "quota", arg = "URL", client = true, doc = client_doc("quota") },
   { long = "json", key = "json", doc = "print the result as JSON on stdout (list: one object per task and line)" },
   { long = "quiet", short = "q", key = "quiet", doc = "no progress on stderr (errors are still printed)" },
   { long = "help", short = "h", key = "help", doc = "show help (of the command, after one)" },

@@ -91,7 +91,9 @@ local ENVIRONMENT = [[
 
 Environment:
   DASHSCOPE_API_KEY            the API key (then DASHSCOPE_API_KEY_FILE_PATH, ~/.dashscope/api_key)
-  DASHSCOPE_HTTP_BASE_URL      the service root (--base-url wins)]]
+  DASHSCOPE_HTTP_BASE_URL      the service root (--base-url wins)
+  DASHSCOPE_QUOTA_STORE        a Redis URL whose quotas this run shares with other processes
+                               (--quota-store wins)]]
 
 local function usage_line(command)
   local words = { PROG, commands.full_name(command) }
@@ -217,7 +219,7 @@ function help.command(command)
   end
   own_help(command, out)
   out[#out + 1] = ""
-  out[#out + 1] = wrap("", "Every command also takes --api-key-file PATH, --base-url URL, --json, -q "
+  out[#out + 1] = wrap("", "Every command also takes --api-key-file PATH, --base-url URL, --quota-store URL, --json, -q "
     .. "(--quiet) and -h (--help). Exit status: 0 success, 2 bad usage (nothing sent), 3 service or "
     .. "network failure, 4 the job or detect did not succeed, 1 a bug, 128+N stopped by signal N (the task id "
     .. "is printed). See '" .. PROG .. " --help'.", WIDTH)

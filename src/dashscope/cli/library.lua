@@ -52,6 +52,9 @@ function library.client(ctx)
   local opts = { user_agent = text.PROG .. "-cli" }
   if ctx.opts.base_url then opts.base_url = ctx.opts.base_url end
   if ctx.opts.api_key_file then opts.api_key_file = ctx.opts.api_key_file end
+  if ctx.opts.quota then opts.quota = ctx.opts.quota end
+  -- a quota store that fails (or is back) is said on stderr, also with -q: it is not progress
+  opts.on_warning = function(message) io.stderr:write(text.PROG, ": warning: ", message, "\n") end
   return library.call(ctx, dashscope.new, opts)
 end
 

@@ -108,12 +108,16 @@ local function shell_word(w)
 end
 
 --- The command that does `words` again with this run's global options (--base-url,
---- --api-key-file): `opts` are the run's options.
+--- --api-key-file, --quota-store): `opts` are the run's options.
 function text.again(opts, words)
   local out = { text.PROG }
   for _, w in ipairs(words) do out[#out + 1] = shell_word(w) end
   if opts.base_url then out[#out + 1] = "--base-url " .. shell_word(opts.base_url) end
   if opts.api_key_file then out[#out + 1] = "--api-key-file " .. shell_word(opts.api_key_file) end
+  -- a store URL with a password is not printed (DASHSCOPE_QUOTA_STORE is the way to pass one)
+  if opts.quota and not opts.quota:find("@", 1, true) then
+    out[#out + 1] = "--quota-store " .. shell_word(opts.quota)
+  end
   return table.concat(out, " ")
 end
 
