@@ -50,12 +50,15 @@ LUA_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags $(LUA_PC) 2>/dev/null)
 endif
 CURL_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags libcurl 2>/dev/null)
 CURL_LIBS   ?= $(shell $(PKG_CONFIG) --libs libcurl 2>/dev/null || echo -lcurl)
+# hiredis, for dashscope.hiredis alone (the Redis quota store): the core does not link it.
+HIREDIS_CFLAGS ?= $(shell $(PKG_CONFIG) --cflags hiredis 2>/dev/null)
+HIREDIS_LIBS   ?= $(shell $(PKG_CONFIG) --libs hiredis 2>/dev/null || echo -lhiredis)
 
 CC      ?= cc
 CFLAGS  ?= -O2 -g
 WARN    ?= -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith -Wcast-qual
 LIBFLAG ?= -shared
-# Only luaopen_dashscope_core is exported (DS_API in the sources); everything else stays hidden.
+# Only luaopen_dashscope_core (and dashscope.hiredis's luaopen) is exported (DS_API in the sources); everything else stays hidden.
 ALL_CFLAGS  = -std=c99 -D_POSIX_C_SOURCE=200809L -fPIC -fvisibility=hidden $(WARN) $(CFLAGS) $(LUA_CFLAGS) $(CURL_CFLAGS)
 ALL_LDFLAGS = $(LIBFLAG) $(LDFLAGS)
 
@@ -70,22 +73,26 @@ LUA_OUT  = $(patsubst src/%,$(BUILD)/%,$(LUA_SRC))
 # The command-line tool's modules (dashscope.cli.*), under bin/dashscope's launcher.
 CLI_SRC  = $(wildcard src/dashscope/cli/*.lua)
 CLI_OUT  = $(patsubst src/%,$(BUILD)/%,$(CLI_SRC))
+# dashscope.hiredis (dashscope/hiredis.so): src/hiredis/*.c and class.c (how a type is made),
+# outside src/*.c so that the core neither builds nor links it.
+HIREDIS_SRC = $(wildcard src/hiredis/*.c)
+HIREDIS_OBJ = $(patsubst src/%.c,$(BUILD)/obj/%.o,$(HIREDIS_SRC)) $(BUILD)/obj/class.o
 
 # System packages the demo and the suite need (Debian names). Only the missing ones are installed.
-BUILD_PKGS = gcc libc6-dev make pkg-config libcurl4-openssl-dev
+BUILD_PKGS = gcc libc6-dev make pkg-config libcurl4-openssl-dev libhiredis-dev
 RUN_PKGS   = $(call lua_pkgs,$(LUA_VERSION)) lua-cjson ca-certificates python3 curl
-TEST_PKGS  = lua-busted lua-socket luarocks valgrind neovim nginx libnginx-mod-http-lua
+TEST_PKGS  = lua-busted lua-socket luarocks valgrind neovim nginx libnginx-mod-http-lua redis-server
 
 # Static checks, each configured by its own file: .luacheckrc (Lua sources, specs, examples, bench,
-# scripts, annotations, the CLI), .cppcheck-suppressions and .clang-tidy (src/*.c).
+# scripts, annotations, the CLI), .cppcheck-suppressions and .clang-tidy (src/*.c, src/hiredis/*.c).
 LINT_PKGS = lua-check cppcheck clang-tidy
-LINT_CFLAGS = -std=c99 -D_POSIX_C_SOURCE=200809L $(LUA_CFLAGS) $(CURL_CFLAGS)
+LINT_CFLAGS = -std=c99 -D_POSIX_C_SOURCE=200809L $(LUA_CFLAGS) $(CURL_CFLAGS) $(HIREDIS_CFLAGS)
 lint:
 	@sh scripts/deps.sh $(call quote,$(BUILD_PKGS) $(call lua_pkgs,$(LUA_VERSION)) $(LINT_PKGS))
 	luacheck --no-color -q src/dashscope.lua src/dashscope spec examples bench scripts types bin/dashscope
 	cppcheck --quiet --error-exitcode=1 --enable=warning,style,performance,portability --std=c99 \
-	  --inline-suppr --suppressions-list=.cppcheck-suppressions -Isrc src/*.c
-	clang-tidy --quiet $(C_SRC) -- $(LINT_CFLAGS) -w
+	  --inline-suppr --suppressions-list=.cppcheck-suppressions -Isrc src/*.c $(HIREDIS_SRC)
+	clang-tidy --quiet $(C_SRC) $(HIREDIS_SRC) -- $(LINT_CFLAGS) -w
 	@echo "lint: clean"
 
 # The generated tables of docs/reference.md, from the contracts in src/dashscope/.
@@ -96,7 +103,8 @@ docs: all
 
 # require "dashscope" finds dashscope.lua, the Lua entry; it requires the Lua layer, which
 # requires the C core, dashscope.core (dashscope/core.so), as LuaSocket's socket.lua does socket.core.
-all: $(BUILD)/dashscope.lua $(BUILD)/dashscope/core.so $(LUA_OUT) $(CLI_OUT)
+# dashscope.hiredis (dashscope/hiredis.so) is the Redis quota store's connection, loaded only then.
+all: $(BUILD)/dashscope.lua $(BUILD)/dashscope/core.so $(BUILD)/dashscope/hiredis.so $(LUA_OUT) $(CLI_OUT)
 
 $(BUILD)/dashscope/core.so: $(OBJ)
 	@mkdir -p $(dir $@)
@@ -105,6 +113,14 @@ $(BUILD)/dashscope/core.so: $(OBJ)
 $(BUILD)/obj/%.o: src/%.c $(C_HDR) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/dashscope/hiredis.so: $(HIREDIS_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(HIREDIS_OBJ) $(HIREDIS_LIBS)
+
+$(BUILD)/obj/hiredis/%.o: src/hiredis/%.c $(C_HDR) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(HIREDIS_CFLAGS) -c -o $@ $<
 
 $(BUILD)/dashscope.lua: src/dashscope.lua
 	@mkdir -p $(dir $@)
@@ -120,6 +136,7 @@ install: all
 	install -d $(DESTDIR)$(LUA_CMOD)/dashscope $(DESTDIR)$(LUA_LMOD)/dashscope $(DESTDIR)$(BINDIR) \
 	  $(DESTDIR)$(TYPESDIR)/dashscope
 	install -m 0755 $(BUILD)/dashscope/core.so $(DESTDIR)$(LUA_CMOD)/dashscope/core.so
+	install -m 0755 $(BUILD)/dashscope/hiredis.so $(DESTDIR)$(LUA_CMOD)/dashscope/hiredis.so
 	install -m 0644 $(BUILD)/dashscope.lua $(DESTDIR)$(LUA_LMOD)/dashscope.lua
 	install -m 0644 $(LUA_OUT) $(DESTDIR)$(LUA_LMOD)/dashscope/
 	install -d $(DESTDIR)$(LUA_LMOD)/dashscope/cli

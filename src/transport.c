@@ -412,20 +412,57 @@ static int to_ms(lua_State *L, int arg, lua_Number s) {
   return ds_clock_ms((double)s);
 }
 
-/* T:wait(seconds): blocks until a watched socket is ready, libcurl's timer is due, or the time is
- * up (a signal may end it sooner). With nothing watched it only sleeps. Acts on nothing: the
- * next perform acts on what this poll saw. */
+/* The optional extra descriptor of T:wait (arguments 3 and 4): 1 and *p set when both are given;
+ * an fd with events nil is nothing to watch (a store's connection that wants nothing now). */
+static int extra_fd(lua_State *L, struct pollfd *p) {
+  static const char *const modes[] = {"r", "w", "rw", NULL};
+  static const short events[] = {POLLIN, POLLOUT, POLLIN | POLLOUT};
+  lua_Integer fd;
+  if (lua_isnoneornil(L, 3) || lua_isnoneornil(L, 4)) return 0;
+  fd = luaL_checkinteger(L, 3);
+  luaL_argcheck(L, fd >= 0 && fd <= INT_MAX, 3, "file descriptor expected");
+  p->fd = (int)fd;
+  p->events = events[luaL_checkoption(L, 4, NULL, modes)];
+  p->revents = 0;
+  return 1;
+}
+
+/* poll(2) over the watched sockets and `extra`, for up to ms. The revents the sockets get are
+ * copied back into the watch table (the extra fd's are not kept). */
+static int poll_with(lua_State *L, ds_watch *w, const struct pollfd *extra, int ms) {
+  struct pollfd local[16], *fds = local;
+  size_t i, n = w->slots + 1;
+  int rc;
+  if (n > sizeof local / sizeof local[0])
+    fds = (struct pollfd *)lua_newuserdata(L, n * sizeof *fds);  /* garbage once returned */
+  for (i = 0; i < w->slots; i++) fds[i] = w->fds[i];
+  fds[w->slots] = *extra;
+  rc = poll(fds, (nfds_t)n, ms);
+  for (i = 0; rc >= 0 && i < w->slots; i++) w->fds[i].revents = fds[i].revents;
+  return rc;
+}
+
+/* T:wait(seconds [, fd, events]): blocks until a watched socket is ready, libcurl's timer is due,
+ * or the time is up (a signal may end it sooner). With nothing watched it only sleeps. Acts on
+ * nothing: the next perform acts on what this poll saw. With fd and events ("r", "w" or "rw"),
+ * that descriptor too is polled (a quota store's connection: dashscope.hiredis's conn:fd() and
+ * conn:events()), so the wait ends when the store answers; whether it is ready is not kept or
+ * acted on here: its owner polls it for itself. */
 static int t_wait(lua_State *L) {
   ds_transport *t = check_open(L);
   ds_watch *w = &t->watch;
-  int ms = to_ms(L, 2, luaL_checknumber(L, 2));
+  int ms = to_ms(L, 2, luaL_checknumber(L, 2)), rc;
   double left = ds_watch_remaining(w);
+  struct pollfd extra;
+  int has_extra = extra_fd(L, &extra);
   if (left >= 0) {
     int timer_ms = to_ms(L, 2, left);
     if (timer_ms < ms) ms = timer_ms;
   }
   ds_watch_compact(w);
-  if (poll(w->live > 0 ? w->fds : NULL, (nfds_t)w->slots, ms) < 0) {
+  if (has_extra) rc = poll_with(L, w, &extra, ms);
+  else rc = poll(w->live > 0 ? w->fds : NULL, (nfds_t)w->slots, ms);
+  if (rc < 0) {
     if (errno != EINTR) return poll_failed(L);
     return 0;  /* interrupted: revents say nothing, perform polls for itself */
   }
