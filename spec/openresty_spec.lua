@@ -3,66 +3,32 @@
 -- remote URL is refused with a 400 before anything reaches the service; a good job answers 202 at
 -- once with a status location that reaches its result; /ping keeps answering at once from the
 -- same worker while a request waits on a job (every wait of the client yields through ngx.sleep).
+-- And issue 12's done-means: 4 workers (reuseport) and 30 videoretalk jobs at once keep, through
+-- the shared dict, to the account's quota of 1 submit a second: 30/30 created, 0 answers 429.
 local helper = require("spec.support.helper")
 local now = require("dashscope.core").now
 
 local hosts = require("spec.support.hosts")
-local run, exists, read, luajit_build = hosts.run, hosts.exists, hosts.read, hosts.luajit_build
-
--- Why this host cannot run nginx with the lua module, or nil when it can.
-local function missing()
-  if not run("command -v nginx") then return "nginx is not installed (apt-get install nginx)" end
-  local _, modules = run("dpkg -L libnginx-mod-http-lua")
-  if not modules:find("/ngx_http_lua_module%.so") and not exists("/usr/lib/nginx/modules/ngx_http_lua_module.so") then
-    return "the nginx lua module is not installed (apt-get install libnginx-mod-http-lua)"
-  end
-end
-
-local function free_port()
-  local ok, out = run([[python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])']])
-  assert(ok, out)
-  return assert(tonumber(out))
-end
-
--- The form encoding of a query value.
-local function encode(s)
-  return (s:gsub("[^%w%-._]", function(c) return ("%%%02X"):format(c:byte()) end))
-end
-
-local function query(args)
-  local parts = {}
-  for _, kv in ipairs(args) do parts[#parts + 1] = kv[1] .. "=" .. encode(kv[2]) end
-  return table.concat(parts, "&")
-end
+local openresty = require("spec.support.openresty")
+local exists, read = hosts.exists, hosts.read
+local query = openresty.query
 
 describe("examples/openresty", function()
-  local reason = missing()
-  local build, why
-  if not reason then
-    build, why = luajit_build()
-    reason = why
-  end
+  local reason, build = openresty.missing()
   if reason then
     -- pending() inside an it: busted's JSON output breaks on a bare pending() in a describe
     it("runs in a real host (skipped)", function() pending("skipped: " .. reason) end)
     return
   end
 
-  -- The nginx all but one test share (its submit limit set high: the tests call /job often).
+  -- The nginx all but three tests share: 4 workers, as the example's default (its submit limit set
+  -- high: the tests call /job often).
   local prefix, base, pid
 
   -- One request with curl to `to` (default: the shared nginx): status code, body, headers
   -- (lower-cased names), seconds; nil and curl's message when curl failed.
   local function request(method, path, to)
-    local ok, out = run(("curl -sS -m 10 -X %s -D %s/out/headers -w '\\n%%{http_code} %%{time_total}' '%s%s'")
-      :format(method, prefix, to or base, path))
-    if not ok then return nil, out end
-    local body, code, secs = out:match("^(.*)\n(%d+) ([%d.]+)$")
-    local headers = {}
-    for name, value in (read(prefix .. "/out/headers") or ""):gmatch("([%w%-]+):%s*([^\r\n]*)") do
-      headers[name:lower()] = value
-    end
-    return tonumber(code), body, headers, tonumber(secs)
+    return openresty.request(method, to or base, path, prefix .. "/out")
   end
 
   local function get(path) return request("GET", path) end
@@ -73,36 +39,8 @@ describe("examples/openresty", function()
     return value
   end
 
-  -- Starts the example through run.sh under `dir` with `env` (extra variables): its base URL and
-  -- the pid of its master.
-  local function start(dir, env)
-    assert(os.execute("mkdir -p " .. dir))
-    local port = free_port()
-    local url = "http://127.0.0.1:" .. port
-    -- nginx in the foreground of a background shell: run.sh execs it, so $! is its master.
-    -- Without the caller's LUA_PATH/LUA_CPATH (for Lua 5.4): nginx's LuaJIT would read them.
-    local p = assert(io.popen(("env -u LUA_PATH -u LUA_CPATH DASHSCOPE_HTTP_BASE_URL=%s DASHSCOPE_API_KEY=%s PREFIX=%s BUILD=%s "
-      .. "%s sh examples/openresty/run.sh %d > %s/run.log 2>&1 & echo $!"):format(
-      helper.BASE_URL, helper.KEY, dir .. "/nginx", build, env, port, dir)))
-    local master = assert(tonumber(p:read("*l")))
-    p:close()
-    for _ = 1, 100 do
-      if request("GET", "/ping", url) == 200 then return url, master end
-      assert(run("kill -0 " .. master), "nginx exited:\n"
-        .. (read(dir .. "/run.log") or "") .. (read(dir .. "/nginx/logs/error.log") or ""))
-      os.execute("sleep 0.05")
-    end
-    error("nginx did not answer /ping within 5 s")
-  end
-
-  local function stop(master)
-    os.execute("kill " .. master .. " 2>/dev/null")
-    for _ = 1, 50 do
-      if not run("kill -0 " .. master) then break end
-      os.execute("sleep 0.1")
-    end
-    os.execute("kill -9 " .. master .. " 2>/dev/null; pkill -9 -P " .. master .. " 2>/dev/null")
-  end
+  local function start(dir, env) return openresty.start(dir, build, env) end
+  local stop = openresty.stop
 
   setup(function()
     prefix = os.tmpname()
@@ -249,20 +187,23 @@ describe("examples/openresty", function()
     assert.are.equal("TaskUnknown", answer.error.code)
   end)
 
-  it("answers /ping within 50 ms while GET /job/<id>?wait= waits on a running job", function()
+  it("answers /ping within 50 ms from the very worker whose GET /job/<id>?wait= waits on a running job", function()
+    -- One worker, so every /ping is answered by the worker that holds the waiting request.
+    local dir = prefix .. "/single"
+    local url, master = start(dir, "WORKERS=1")
+    finally(function() stop(master) end)
     helper.reset { durations = { pending = 0.5, running = 1 } }
     local code, body = request("POST", "/job?" .. query { { "image_url", "https://example.com/face.png" },
-      { "audio_url", "https://example.com/speech.wav" } })
+      { "audio_url", "https://example.com/speech.wav" } }, url)
     assert.are.equal(202, code, body)
     local job = decode(body)
 
     local started = now()
-    os.remove(prefix .. "/out/job.done")
-    assert(os.execute(("(curl -sS -m 30 -o %s/out/job -w '%%{http_code}' '%s%s?wait=30' "
-      .. "> %s/out/job.code 2>&1; touch %s/out/job.done) &"):format(prefix, base, job.status_url, prefix, prefix)))
+    assert(os.execute(("(curl -sS -m 30 -o %s/job -w '%%{http_code}' '%s%s?wait=30' "
+      .. "> %s/job.code 2>&1; touch %s/job.done) &"):format(dir, url, job.status_url, dir, dir)))
     local pings, slowest = 0, 0
-    while not exists(prefix .. "/out/job.done") and now() - started < 30 do
-      local ping_code, ping_body, _, secs = get("/ping")
+    while not exists(dir .. "/job.done") and now() - started < 30 do
+      local ping_code, ping_body, _, secs = request("GET", "/ping", url)
       assert.are.equal(200, ping_code, ping_body)
       assert.are.equal('{"pong":true}\n', ping_body)
       pings, slowest = pings + 1, math.max(slowest, secs)
@@ -270,13 +211,15 @@ describe("examples/openresty", function()
     end
     local took = now() - started
 
-    assert.are.equal("200", read(prefix .. "/out/job.code"), read(prefix .. "/out/job"))
-    local answer = decode(read(prefix .. "/out/job"))
+    assert.are.equal("200", read(dir .. "/job.code"), read(dir .. "/job"))
+    local answer = decode(read(dir .. "/job"))
     assert.are.equal("SUCCEEDED", answer.status)
     assert.truthy(answer.video_url:find("^http://127%.0%.0%.1:%d+/results/"), answer.video_url)
     assert.is_true(took >= 1, "the wait took " .. took .. " s")
     assert.is_true(pings >= 10, "only " .. pings .. " pings while the job ran")
     assert.is_true(slowest <= 0.05, ("the slowest /ping took %.0f ms"):format(slowest * 1000))
+    local log = read(dir .. "/nginx/logs/error.log") or ""
+    assert.is_falsy(log:find("%[error%]") or log:find("%[alert%]"), log)
   end)
 
   it("answers 429 to submits over its rate limit (nginx limit_req), with a JSON error", function()
@@ -292,6 +235,142 @@ describe("examples/openresty", function()
     assert.are.equal("Throttling", decode(body).error.code, body)
     assert.are.equal("1", headers["retry-after"])
     assert.are.equal(200, request("GET", "/ping", url)) -- the other locations are not limited so
+  end)
+
+  it("takes videoretalk jobs (model=videoretalk), checking each of its arguments like the others", function()
+    helper.reset()
+    local video, audio = { "video_url", "https://example.com/v.mp4" }, { "audio_url", "https://example.com/a.wav" }
+    local model = { "model", "videoretalk" }
+    local cases = {
+      { "video_url", { model, { "video_url", "/etc/passwd" }, audio } },
+      { "audio_url", { model, video, { "audio_url", "file:///etc/hostname" } } },
+      { "ref_image_url", { model, video, audio, { "ref_image_url", "~/face.png" } } },
+      { "video_extension", { model, video, audio, { "video_extension", "maybe" } } },
+      { "query_face_threshold", { model, video, audio, { "query_face_threshold", "lots" } } },
+      { "video_url", { model, audio } },
+      { "image_url", { model, video, audio, { "image_url", "https://example.com/f.png" } } },
+      { "model", { { "model", "emoji-v1" }, video, audio } },
+      { "model", { model, model, video, audio } },
+    }
+    for _, case in ipairs(cases) do
+      local code, body = request("POST", "/job?" .. query(case[2]))
+      assert_refused(code, body, case[1])
+    end
+    -- out of the contract's range: the client refuses it, naming the field
+    local code, body = request("POST", "/job?" .. query { model, video, audio, { "query_face_threshold", "500" } })
+    assert_refused(code, body, "query_face_threshold")
+    assert.truthy(decode(body).error.message:find("^videoretalk: field 'query_face_threshold'"), body)
+    assert.are.same({}, helper.log())
+
+    code, body = request("POST", "/job?" .. query { model, video, audio, { "ref_image_url", "https://example.com/f.png" },
+      { "video_extension", "true" }, { "query_face_threshold", "150" } })
+    assert.are.equal(202, code, body)
+    local submits = helper.requests("/video-synthesis")
+    assert.are.equal(1, #submits)
+    assert.are.equal("videoretalk", submits[1].json.model)
+    assert.are.same({ video_url = "https://example.com/v.mp4", audio_url = "https://example.com/a.wav",
+                      ref_image_url = "https://example.com/f.png" }, submits[1].json.input)
+    assert.are.same({ video_extension = true, query_face_threshold = 150 }, submits[1].json.parameters)
+    code, body = get(decode(body).status_url .. "?wait=20")
+    assert.are.equal(200, code, body)
+    assert.are.equal("SUCCEEDED", decode(body).status, body)
+    assert.truthy(decode(body).video_url:find("^http://127%.0%.0%.1:%d+/results/"), body)
+  end)
+
+  -- Starts `n` requests to `path_of(i)` at once (curl, a connection each, in the background), and
+  -- until they have all been answered calls `meanwhile` (if given) over and over: the status code
+  -- and body of each, in order.
+  local function at_once(n, method, path_of, dir, meanwhile)
+    assert(os.execute("mkdir -p " .. dir))
+    local commands = {}
+    for i = 1, n do
+      commands[i] = ("(curl -sS -m 120 -X %s -o %s/body.%d -w '%%{http_code}' '%s%s' > %s/code.%d 2>&1) &")
+        :format(method, dir, i, base, path_of(i), dir, i)
+    end
+    assert(os.execute(("(%s wait; touch %s/done) > /dev/null 2>&1 &"):format(table.concat(commands, " "), dir)))
+    local deadline = now() + 150
+    while not exists(dir .. "/done") and now() < deadline do
+      if meanwhile then meanwhile() end
+      os.execute("sleep 0.1")
+    end
+    assert(exists(dir .. "/done"), "the requests were not all answered within 150 s")
+    local codes, bodies = {}, {}
+    for i = 1, n do
+      codes[i], bodies[i] = tonumber(read(dir .. "/code." .. i)), read(dir .. "/body." .. i)
+    end
+    return codes, bodies
+  end
+
+  -- The pids of the workers the access log shows answering `status` to requests starting `request`.
+  local function workers(request_start, status)
+    local pids, count = {}, 0
+    for line in (read(prefix .. "/nginx/logs/access.log") or ""):gmatch("[^\n]+") do
+      local worker, asked, code = line:match('^%S+ %[[^%]]*%] (%d+) "(%S+ %S+)[^"]*" (%d+)')
+      if worker and asked:sub(1, #request_start) == request_start and tonumber(code) == status
+          and not pids[worker] then
+        pids[worker], count = true, count + 1
+      end
+    end
+    return count
+  end
+
+  it("keeps 4 workers to the account's quota through the shared dict: 30 videoretalk jobs at once, "
+    .. "30 created, 0 answers 429, never 2 submits in a second", function()
+    helper.reset { rate_limits = true, concurrency = 0,
+                   durations = { pending = 0, pre_processing = 0.01, running = 0.05, post_processing = 0.01 } }
+    local n, started = 30, now()
+    -- while the jobs wait their turns (in ngx.sleep), every worker keeps answering /ping
+    local pings, slowest = 0, 0
+    local codes, bodies = at_once(n, "POST", function(i)
+      return "/job?" .. query { { "model", "videoretalk" }, { "video_url", "https://example.com/v" .. i .. ".mp4" },
+                                { "audio_url", "https://example.com/a" .. i .. ".wav" } }
+    end, prefix .. "/out/burst", function()
+      local code, body, _, secs = get("/ping")
+      assert.are.equal(200, code, body)
+      pings, slowest = pings + 1, math.max(slowest, secs)
+    end)
+    local took = now() - started
+    local ids = {}
+    for i = 1, n do
+      assert.are.equal(202, codes[i], bodies[i])
+      ids[i] = decode(bodies[i]).task_id
+    end
+    local seen = workers("POST /job?model=videoretalk", 202)
+    -- their statuses at once too, through any worker: the shared /tasks budget of 20 a second
+    codes, bodies = at_once(n, "GET", function(i) return "/job/" .. ids[i] .. "?wait=30" end, prefix .. "/out/status")
+    for i = 1, n do
+      assert.are.equal(200, codes[i], bodies[i])
+      assert.are.equal("SUCCEEDED", decode(bodies[i]).status, bodies[i])
+    end
+
+    local stats = helper.stats()
+    local figures = ("%d workers took jobs; %d/%d answered 202 in %.1f s; %d pings meanwhile, the slowest %.0f ms; "
+      .. "server: submits %d, throttled %s, max_per_second %s"):format(seen, n, n, took, pings, slowest * 1000,
+      stats.submits, helper.json.encode(stats.throttled), helper.json.encode(stats.max_per_second))
+    if os.getenv("DASHSCOPE_SPEC_FIGURES") then io.stderr:write("openresty quota: ", figures, "\n") end
+    assert.is_true(seen >= 2, figures)
+    -- a worker blocked on the store (rather than in ngx.sleep) would hold a ping for its whole wait
+    assert.is_true(pings >= 50 and slowest <= 0.25, figures)
+    assert.are.equal(n, stats.submits, figures)
+    assert.are.equal(0, stats.duplicate_submits, figures)
+    assert.are.equal(0, stats.throttled.videoretalk or 0, figures)
+    assert.are.equal(0, stats.throttled.tasks or 0, figures)
+    assert.is_true(stats.max_per_second.videoretalk <= 1, figures)
+    assert.is_true(stats.max_per_second.tasks <= 20, figures)
+  end)
+
+  it("falls back to each worker's own limits, and says so in the error log, without its shared dict", function()
+    local dir = prefix .. "/nodict"
+    local url, master = start(dir, "WORKERS=2 QUOTA_DICT=elsewhere")
+    finally(function() stop(master) end)
+    helper.reset()
+    local code, body = request("POST", "/job?" .. query { { "model", "videoretalk" },
+      { "video_url", "https://example.com/v.mp4" }, { "audio_url", "https://example.com/a.wav" } }, url)
+    assert.are.equal(202, code, body)
+    assert.are.equal(1, helper.stats().submits)
+    local log = read(dir .. "/nginx/logs/error.log") or ""
+    assert.truthy(log:find("%[warn%].-no lua_shared_dict dashscope in nginx%.conf"), log)
+    assert.is_falsy(log:find("%[error%]") or log:find("%[alert%]"), log)
   end)
 
   it("logged no error of its own", function()

@@ -1,5 +1,6 @@
--- The locations of examples/openresty/nginx.conf: POST or GET /job submits a LivePortrait job and
--- answers 202 at once; GET /job/<task_id> answers where the job stands; GET /ping answers at once.
+-- The locations of examples/openresty/nginx.conf: POST or GET /job submits a LivePortrait or a
+-- VideoRetalk job and answers 202 at once; GET /job/<task_id> answers where the job stands; GET /ping
+-- answers at once.
 --
 -- Every argument comes from the network, so the handler trusts none of it: the URL arguments must
 -- be remote http(s):// URLs, checked here before the client is called (a bare path such as
@@ -9,7 +10,9 @@
 --
 -- One dashscope client per worker, made on the first request that needs it (ngx.sleep, its
 -- `sleep`, works only inside a request). Every wait of the client yields the request through
--- ngx.sleep, so the worker goes on serving other requests (/ping) meanwhile.
+-- ngx.sleep, so the worker goes on serving other requests (/ping) meanwhile. The service's quotas
+-- are per account, so the workers' clients share them through the shared dict QUOTA_DICT
+-- (nginx.conf's lua_shared_dict): together they never send more than the account may.
 local dashscope = require("dashscope")
 local cjson = require("cjson.safe")
 
@@ -18,7 +21,7 @@ local handler = {}
 local MAX_URL = 2048          -- bytes of one URL argument
 local MAX_WAIT = 60           -- seconds GET /job/<id>?wait=N may hold its request
 local MAX_KNOWN = 1024        -- tasks this worker submitted and remembers (for GET /job/<id>)
-local MODEL = "liveportrait"
+local QUOTA_DICT = "dashscope" -- the lua_shared_dict the workers share the account's quotas through
 
 local client                  -- this worker's
 local known, known_order = {}, {} -- task id -> task handle, and the ids oldest first
@@ -85,11 +88,28 @@ local function not_remote(v)
   return nil
 end
 
+-- The client's warnings (the quota store failed, or came back) go to the error log: the jobs go on
+-- meanwhile under each worker's own limits, and a 429 from the service is still waited out.
+local function warn(message, info)
+  local code = type(info) == "table" and info.code or "?"
+  ngx.log(ngx.WARN, "dashscope: ", scrub(tostring(message)), " (", scrub(tostring(code)), ")")
+end
+
+-- Where this worker's client keeps its quotas: the shared dict, or (false) in the worker alone,
+-- said once in the error log, when nginx.conf declares no such dict.
+local function quota_store()
+  local dict = ngx.shared[QUOTA_DICT]
+  if dict then return dict end
+  ngx.log(ngx.WARN, "dashscope: no lua_shared_dict ", QUOTA_DICT, " in nginx.conf: each worker keeps the ",
+          "service's quotas alone, so the workers together may exceed them (the service answers 429, waited out)")
+  return false
+end
+
 -- This worker's client, or nil after answering 500 (no API key, most likely: the reason goes to the
 -- error log, not to the caller).
 local function get_client()
   if client then return client end
-  local ok, c = pcall(dashscope.new, { sleep = ngx.sleep })
+  local ok, c = pcall(dashscope.new, { sleep = ngx.sleep, quota = quota_store(), on_warning = warn })
   if not ok then
     ngx.log(ngx.ERR, "dashscope.new: ", scrub(tostring(c)))
     reply(500, { error = { code = "ServerMisconfigured",
@@ -109,47 +129,99 @@ local function remember(task)
   end
 end
 
--- The arguments /job takes, and whether each is a URL.
-local JOB_ARGS = { image_url = true, audio_url = true, template_id = false }
+-- What /job takes for each model (its `model` argument, default liveportrait): the client's method,
+-- then each argument in the order it is checked, with how it is read ("url": a remote URL;
+-- "boolean", "integer"; "text": checked by the client) and whether it is required. The optional
+-- ones are fields of the client's contract (models.lua) this service lets its callers choose.
+local JOBS = {
+  liveportrait = { method = "liveportrait",
+    { "image_url", "url", true }, { "audio_url", "url", true }, { "template_id", "text" } },
+  videoretalk = { method = "videoretalk",
+    { "video_url", "url", true }, { "audio_url", "url", true }, { "ref_image_url", "url" },
+    { "video_extension", "boolean" }, { "query_face_threshold", "integer" } },
+}
 
---- POST or GET /job?image_url=https://...&audio_url=https://...[&template_id=calm]: submits a
---- LivePortrait job and answers 202 with its id and where to ask about it (Location: /job/<id>),
---- without waiting for it to run; 400 for a refused argument (nothing is sent), 502 when the
---- service or the network failed (the error says when the job may exist all the same).
+local BOOLEANS = { ["true"] = true, ["1"] = true, ["false"] = false, ["0"] = false }
+
+-- An argument's value as the client takes it, or nil and why not.
+local function read_arg(kind, name, value)
+  if kind == "url" then
+    local why = not_remote(value)
+    if why then return nil, name .. " " .. why end
+  elseif kind == "boolean" then
+    if BOOLEANS[value] == nil then return nil, name .. " must be true or false" end
+    return BOOLEANS[value]
+  elseif kind == "integer" then
+    if not value:find("^%-?%d+$") or #value > 9 then return nil, name .. " must be an integer" end
+    return tonumber(value)
+  end
+  return value
+end
+
+-- What the usage of `job` is, for the messages of a 400.
+local function usage(job)
+  local required, optional = {}, {}
+  for _, arg in ipairs(job) do
+    table.insert(arg[3] and required or optional, arg[1])
+  end
+  return " (give " .. table.concat(required, " and ") .. ", optionally " .. table.concat(optional, ", ") .. ")"
+end
+
+-- The job /job's arguments ask for: its JOBS entry and the fields for the client; or nil after
+-- answering 400 (nothing is sent).
+local function job_fields()
+  local args, truncated = ngx.req.get_uri_args(8)
+  if truncated then
+    return refuse(nil, "too many arguments")
+  end
+  if args.model ~= nil and (type(args.model) ~= "string" or not JOBS[args.model]) then
+    return refuse("model", "model must be liveportrait (the default) or videoretalk, given once")
+  end
+  local job = JOBS[args.model or "liveportrait"]
+  local known_args = { model = true }
+  for _, arg in ipairs(job) do known_args[arg[1]] = true end
+  for name, value in pairs(args) do
+    if not known_args[name] then
+      return refuse(name, "unknown argument" .. usage(job))
+    end
+    if type(value) ~= "string" then
+      return refuse(name, "must be given once, with a value")
+    end
+  end
+  local fields = {}
+  for _, arg in ipairs(job) do
+    local name, value = arg[1], args[arg[1]]
+    if value == nil and arg[3] then
+      return refuse(name, "is required" .. usage(job))
+    end
+    if value ~= nil then
+      local why
+      fields[name], why = read_arg(arg[2], name, value)
+      if why then return refuse(name, why) end
+    end
+  end
+  return job, fields
+end
+
+--- POST or GET /job?[model=liveportrait&]image_url=https://...&audio_url=https://...[&template_id=calm]
+--- or /job?model=videoretalk&video_url=https://...&audio_url=https://...[&ref_image_url=...]: submits
+--- the job (waiting its turn in the account's quota, shared by the workers) and answers 202 with its
+--- id and where to ask about it (Location: /job/<id>), without waiting for it to run; 400 for a
+--- refused argument (nothing is sent), 502 when the service or the network failed (the error says
+--- when the job may exist all the same).
 function handler.job()
   local method = ngx.req.get_method()
   if method ~= "POST" and method ~= "GET" then
     return reply(405, { error = { code = "MethodNotAllowed", message = "use POST (or GET) /job" } },
                  { Allow = "POST, GET" })
   end
-  local args, truncated = ngx.req.get_uri_args(8)
-  if truncated then
-    return refuse(nil, "too many arguments (give image_url, audio_url and optionally template_id)")
-  end
-  for name, value in pairs(args) do
-    if JOB_ARGS[name] == nil then
-      return refuse(name, "unknown argument (give image_url, audio_url and optionally template_id)")
-    end
-    if type(value) ~= "string" then
-      return refuse(name, "must be given once, with a value")
-    end
-  end
-  for _, name in ipairs { "image_url", "audio_url" } do
-    if not args[name] then
-      return refuse(name, "is required")
-    end
-    local why = not_remote(args[name])
-    if why then
-      return refuse(name, name .. " " .. why)
-    end
-  end
+  local job, fields = job_fields()
+  if not job then return end
   if not get_client() then return end
   -- The client checks every field again and raises on what its contract refuses, before a byte is
-  -- sent (a template_id it does not know, a URL it will not take): a 400 with its message. The
+  -- sent (a template_id it does not know, a threshold out of range): a 400 with its message. The
   -- pcall may be yielded across (ngx.sleep while the submit waits): LuaJIT allows it.
-  local ok, task, err = pcall(client.liveportrait, client, {
-    image_url = args.image_url, audio_url = args.audio_url, template_id = args.template_id,
-  })
+  local ok, task, err = pcall(client[job.method], client, fields)
   if not ok then
     local message = scrub(tostring(task))
     ngx.log(ngx.INFO, "refused: ", message)
@@ -209,7 +281,8 @@ function handler.status()
     end
   end
   if not get_client() then return end
-  local task = known[id] or client:task(id, MODEL)
+  -- another worker's task (or an older one): its model is not known here, and need not be
+  local task = known[id] or client:task(id)
   if task:ended() then
     return describe(task)
   end

@@ -400,7 +400,7 @@ class State:
             self.stats = {"requests": 0, "connections": 0, "connections_accepted": 0, "submits": 0,
                           "duplicate_submits": 0, "idle_closed": 0, "faults_applied": {k: 0 for k in FAULT_KINDS},
                           "by_kind": {k: 0 for k in REQUEST_KINDS}, "by_host": {h: 0 for h in HOSTS},
-                          "max_per_second": {}}
+                          "max_per_second": {}, "throttled": {}}
             self.arrivals = {}            # rate-limit name -> deque of arrival times in the last 1 s
 
     # --- request rates, whatever the limits (for /__control/stats max_per_second) ---
@@ -433,6 +433,8 @@ class State:
             window = [t for t in self.windows.get(name, []) if t > now - 1.0]
             self.windows[name] = window
             if len(window) >= limit:
+                throttled = self.stats["throttled"]  # 429s for rate limits, by max_per_second's names
+                throttled[name] = throttled.get(name, 0) + 1
                 return False
             window.append(now)
             return True
