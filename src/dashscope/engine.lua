@@ -255,7 +255,7 @@ local function loop(self, finished, deadline, sleep)
       if transport:pending() > 0 then
         delay = math.min(delay, 0.01)
       end
-      if store_events == "r" or store_events == "rw" then
+      if self.quota and self.quota:awaiting() then
         delay = math.min(delay, 0.002)
       end
       sleep(delay)

@@ -7,7 +7,8 @@
 -- With a shared quota store (quota.lua) the window is the account's, kept by the store for every
 -- process: the limiter asks it for one send time at a time (a reservation), and sends when that
 -- time comes. Its own window goes on counting this process's sends, so that when the store fails
--- the limiter carries on alone at once, from what it knows. Holding only one reservation not yet
+-- the limiter carries on alone at once, from what it knows (and a store back from a restart
+-- cannot make it send faster than its own window allows). Holding only one reservation not yet
 -- used is what makes the store fair: a process with a thousand calls due queues one at a time
 -- behind the others' reservations, not a thousand at once in front of them.
 local limiter = {}
@@ -77,11 +78,13 @@ function limiter:delay(now)
   if not self.rate or wait > 0 then
     return wait
   end
+  -- The own window first, also with a store: it holds the sends made while the store was down,
+  -- which a store that lost its memory (a Redis restarted) does not know of. Nothing is reserved
+  -- while it says wait.
+  local own = own_delay(self, now)
+  if own > 0 then return own end
   local shared = self.quota and self.quota:usable(now) and shared_delay(self, now)
-  if shared then
-    return math.max(0, shared)
-  end
-  return math.max(0, own_delay(self, now))
+  return shared and math.max(0, shared) or 0
 end
 
 --- Records a send at `now` (it uses the store's reservation, if one was held).

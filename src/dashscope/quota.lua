@@ -49,13 +49,14 @@ function quota.new(settings, warn)
                         -- it); "up"; "down": the limiters keep their own windows; "probing":
                         -- connected again, not yet answered
     retry_at = nil, retry_every = RETRY_FIRST,
+    reopened = false, -- tried again since it went down (its readiness then means something)
     warned = false, -- told the user it is down, not yet that it is back
   }, Quota)
 end
 
 --- What the store is, for messages and client:quota_store(): { kind, up, url }.
 function Quota:describe()
-  return { kind = self.store.kind, up = self.state == "up", state = self.state, url = self.store.url }
+  return { kind = self.store.kind, up = self.state ~= "down", state = self.state, url = self.store.url }
 end
 
 -- The store failed (`why`): the limiters go on alone; the user hears of it once per outage.
@@ -88,6 +89,7 @@ function Quota:usable(now)
   if self.state ~= "down" then return true end
   if now >= self.retry_at then
     self.store:reopen(now)
+    self.reopened = true
     self.retry_every = math.min(self.retry_every * 2, RETRY_LAST)
     self.retry_at = now + self.retry_every
   end
@@ -113,7 +115,8 @@ function Quota:reserve(lim, now)
 end
 
 --- Moves the store on (answers read, connections made): answers wake their limiters. Returns the
---- next time it needs a step, or nil.
+--- next time it needs a step (when the oldest answer awaited is late), or nil. A store that is
+--- down is tried again when a limiter next asks, not by a timer of its own: an idle client sleeps.
 function Quota:step(now)
   local store = self.store
   local failed, answered = store:step(now, quota.ANSWER_TIMEOUT)
@@ -121,12 +124,16 @@ function Quota:step(now)
     give_up(self, failed, now)
   elseif answered then
     works(self)
-  elseif self.state == "down" and store:ready() then
-    self.state = "probing" -- reconnected: the next reservation tells whether it works
+  elseif self.state == "down" and self.reopened and store:ready() then
+    self.state, self.reopened = "probing", false -- the next reservation tells whether it works
   end
-  local at = store:next_step(quota.ANSWER_TIMEOUT)
-  if self.state == "down" and (not at or self.retry_at < at) then at = self.retry_at end
-  return at
+  return store:next_step(quota.ANSWER_TIMEOUT)
+end
+
+--- True while a reservation's answer is awaited (a loop that cannot watch the store's socket
+--- looks again soon).
+function Quota:awaiting()
+  return self.store:next_step(0) ~= nil
 end
 
 --- The store's socket and what to watch it for ("r", "w", "rw"), or nil.

@@ -154,13 +154,23 @@ function Store:step(now, timeout)
   for _, reply in ipairs(conn:perform()) do
     local entry = self.pending[reply.id]
     self.pending[reply.id] = nil
-    if entry then
-      failed = failed or settle(self, entry, reply, now)
+    if entry then -- every answer settled, also after a failure: each wakes its limiter
+      local why = settle(self, entry, reply, now)
+      failed = failed or why
       answered = answered or (entry.lim ~= nil and not reply.err)
     end
   end
   local state, err = conn:state()
-  if not failed and state == "closed" then failed = err or "connection closed" end
+  if not failed and state == "closed" then
+    if next(self.pending) == nil and self.set_up then
+      -- closed while idle (the server's `timeout`, a proxy): connect again, quietly; a store
+      -- really gone fails the next reservation, and that is said
+      self:drop("idle connection closed")
+      self:reopen(now)
+    else
+      failed = err or "connection closed"
+    end
+  end
   for _, entry in pairs(self.pending) do
     if not failed and now > entry.deadline + timeout then
       failed = ("no answer within %g s"):format(timeout)
