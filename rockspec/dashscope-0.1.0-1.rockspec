@@ -23,11 +23,12 @@ dependencies = {
 }
 external_dependencies = {
   CURL = { library = "curl" }, -- Debian keeps curl.h under /usr/include/x86_64-linux-gnu (incdirs below)
+  HIREDIS = { header = "hiredis/hiredis.h", library = "hiredis" }, -- Debian: libhiredis-dev
 }
 build = {
   type = "builtin",
   -- The same files as make install: dashscope.lua (the entry) over the C core dashscope.core
-  -- (dashscope/core.so), and the Lua layer dashscope/*.lua.
+  -- (dashscope/core.so), dashscope.hiredis (dashscope/hiredis.so), and the Lua layer dashscope/*.lua.
   modules = {
     dashscope = "src/dashscope.lua",
     ["dashscope.core"] = {
@@ -36,6 +37,14 @@ build = {
       libraries = { "curl" },
       incdirs = { "$(CURL_INCDIR)", "/usr/include/x86_64-linux-gnu" },
       libdirs = { "$(CURL_LIBDIR)" },
+      defines = { "_POSIX_C_SOURCE=200809L" },
+    },
+    -- the Redis quota store's connection, apart from the core (which loads without hiredis)
+    ["dashscope.hiredis"] = {
+      sources = { "src/hiredis/hiredis.c", "src/class.c" },
+      libraries = { "hiredis" },
+      incdirs = { "$(HIREDIS_INCDIR)" },
+      libdirs = { "$(HIREDIS_LIBDIR)" },
       defines = { "_POSIX_C_SOURCE=200809L" },
     },
     ["dashscope.calls"] = "src/dashscope/calls.lua",

@@ -161,9 +161,11 @@ describe("dashscope.hiredis", function()
     local again = connect(server)
     assert.are.equal("PONG", call(again, { "PING" }).value)
     server:kill()
-    for i = 1, 50 do again:send({ "SET", "after", i }) end
-    local failed = drive(again, 50)
-    assert.are.equal(50, #failed)
+    local big = ("x"):rep(1000000) -- more than a socket takes at once: hiredis writes again
+    for i = 1, 20 do again:send({ "SET", "after" .. i, big }) end
+    for _ = 1, 3 do again:action(false, true) end -- writes only: the second meets a closed pipe
+    local failed = drive(again, 20)
+    assert.are.equal(20, #failed)
     for _, r in ipairs(failed) do assert.is_string(r.err) end
     assert.are.equal("closed", again:state())
     server:restart()
@@ -182,6 +184,14 @@ describe("dashscope.hiredis", function()
     assert.are.same({ nil, "connection closed" }, { conn:send({ "PING" }) })
     conn:action(true, true) -- nothing to act on
     assert.are.equal("dashscope.Redis (closed, 0 waiting)", tostring(conn))
+    if _VERSION == "Lua 5.4" then -- a to-be-closed variable closes it on leaving its block
+      local scoped = assert(load([[local hiredis, port = ...
+        local c <close> = assert(hiredis.connect("127.0.0.1", port))
+        c:send({ "PING" })
+        return c]]))(hiredis, server.port)
+      assert.are.equal("closed", scoped:state())
+      assert.are.same({ { id = 1, err = "connection closed" } }, scoped:perform())
+    end
   end)
 
   it("frees a connection collected with commands waiting, and the server sees it go", function()

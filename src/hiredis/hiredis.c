@@ -7,6 +7,11 @@
  *   conn:perform() -> { {id =, value =} | {id =, err =}, ... }   -- never blocks
  *   conn:fd(), conn:events(), conn:action(readable, writable), conn:state(), conn:close()
  *
+ * Ids count from 1 per connection, and outcomes come in the order the commands were sent. A
+ * value is an integer, a string (bulk or status), false (a nil reply) or a table (an array);
+ * an error reply is the outcome's err, and a connection that closes gives every command still
+ * waiting an err: why it closed (state() says it too), or "connection closed" after close().
+ *
  * Owns the "dashscope.Redis" userdata: one redisAsyncContext (hiredis's: its socket, buffers and
  * callback list), the queue of the commands sent and their replies, and the reader functions
  * that bound what a server can make us allocate. A module of its own, beside dashscope.core, so
@@ -46,10 +51,10 @@
  * all; hiredis itself refuses arrays nested deeper than 7. RD_MAX_UNREAD bounds the bytes of a
  * reply not yet complete (hiredis buffers until it is): 1 MiB and one read (hiredis reads 16 KiB
  * at a time), so a string that never ends, or a line without its CR LF, costs no more. */
-#define RD_MAX_STRING   (1024 * 1024)
+#define RD_MAX_STRING   ((size_t)1024 * 1024)
 #define RD_MAX_ELEMENTS 4096
 #define RD_MAX_OBJECTS  65536
-#define RD_MAX_UNREAD   (RD_MAX_STRING + 16 * 1024)
+#define RD_MAX_UNREAD   (RD_MAX_STRING + (size_t)16 * 1024)
 /* Reads per perform() or action(): a busy socket cannot keep one call going for ever. */
 #define RD_MAX_READS    64
 /* Arguments of one command. */
@@ -287,8 +292,9 @@ static void pump(rd_conn *c, int allowed) {
 
 /* ---- replies to Lua -------------------------------------------------------------------------- */
 
-/* A reply as a Lua value: integer, string (bulk or status), false (nil), table (array); an error
- * inside an array is { err = message }. hiredis nests at most 7 arrays deep. */
+/* A reply as a Lua value: integer (a float on 5.1 and LuaJIT: exact to 2^53), string (bulk or
+ * status), false (nil), table (array); an error inside an array is { err = message }. hiredis
+ * nests at most 7 arrays deep. */
 static void push_reply(lua_State *L, const redisReply *r) {
   size_t i;
   luaL_checkstack(L, 3, "reply nested too deep");
@@ -450,18 +456,15 @@ static int l_perform(lua_State *L) {
   return collect(L, c);
 }
 
-/* An optional boolean argument: absent and nil are false. */
-static int opt_flag(lua_State *L, int arg) {
-  if (lua_isnoneornil(L, arg)) return 0;
-  luaL_checktype(L, arg, LUA_TBOOLEAN);
-  return lua_toboolean(L, arg);
-}
-
-/* conn:action(readable, writable): an event loop saw the socket ready; the next perform()
- * returns what it brought. */
+/* conn:action(readable, writable): an event loop saw the socket ready (each flag a boolean;
+ * absent or nil: false); the next perform() returns what it brought. */
 static int l_action(lua_State *L) {
   rd_conn *c = check_conn(L);
-  int allowed = (opt_flag(L, 2) ? RD_READ : 0) | (opt_flag(L, 3) ? RD_WRITE : 0);
+  int allowed = 0, arg;
+  for (arg = 2; arg <= 3; arg++) {
+    if (!lua_isnoneornil(L, arg)) luaL_checktype(L, arg, LUA_TBOOLEAN);
+    if (lua_toboolean(L, arg)) allowed |= arg == 2 ? RD_READ : RD_WRITE;
+  }
   pump(c, allowed);
   return 0;
 }
