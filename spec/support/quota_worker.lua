@@ -11,7 +11,8 @@
 --   {"warning": code, "message": text, "at": clock}   each call of on_warning, when it comes
 --   {"job": i, "id": task id, "status": "SUCCEEDED"}  or {"job": i, "error": code, "message": text}
 --   {"done": true, "tag": TAG, "store": client:quota_store(), "start": clock, "submitted": clock,
---    "finish": clock, "cpu": seconds, "maxrss": KiB}
+--    "finish": clock, "user": seconds, "system": seconds, "submit_cpu": seconds, "maxrss": KiB}
+-- (CPU: the process's, from its start; submit_cpu: until the last submit returned)
 -- (clock: dashscope.core.now, CLOCK_MONOTONIC, one clock for every process of the host). Each
 -- job's fields name TAG and its number, so the server's duplicate_submits tells two jobs from one
 -- job sent twice. Reads nothing but its arguments and environment; shares nothing with the other
@@ -58,7 +59,7 @@ for i = 1, jobs do
     say { job = i, error = err.code or tostring(err), message = err.message or tostring(err) }
   end
 end
-local submitted = core.now()
+local submitted, submit_usage = core.now(), core.rusage()
 local results, errs = client:wait_all(tasks)
 for k, t in ipairs(tasks) do
   if results[k] then
@@ -71,5 +72,6 @@ end
 local finish = core.now()
 local usage = core.rusage()
 say { done = true, tag = tag, store = client:quota_store(), start = start, submitted = submitted,
-      finish = finish, cpu = (usage.user or 0) + (usage.system or 0), maxrss = usage.maxrss }
+      finish = finish, user = usage.user, system = usage.system, maxrss = usage.maxrss,
+      submit_cpu = submit_usage.user + submit_usage.system }
 client:close()
