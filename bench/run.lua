@@ -519,13 +519,6 @@ local function configure(w)
   }).rate_limit_rps
 end
 
--- The 429s the server gave for its quotas, in all.
-local function throttled(stats)
-  local n = 0
-  for _, count in pairs(stats.throttled or {}) do n = n + count end
-  return n
-end
-
 -- One workload: configure the server, run the client in a worker (or the SHARED row's fleet),
 -- read the server's view.
 local function run(w)
@@ -533,7 +526,8 @@ local function run(w)
   local c
   if w.processes then
     c = shared.run(w, { control = control, configure = function() configure(w) end, lua = arg[-1] or "lua5.4",
-      wrap = shell_line("command -v taskset") and "taskset -c 0" or "", seconds = deadline(w) })
+      wrap = shell_line("command -v taskset") and "taskset -c 0" or "", seconds = deadline(w),
+      median = median, maximum = maximum })
   else
     c = run_worker(w)
   end
@@ -616,7 +610,7 @@ local function run(w)
     mps_submit = mps[SUBMIT_MODEL] or 0, quota_submit = quota[SUBMIT_MODEL],
     mps_tasks = mps.tasks or 0, quota_tasks = quota.tasks,
     by_kind = stats.by_kind, answered = answered, lists = lists,
-    throttled = throttled(stats), throttled_by = stats.throttled, warnings = c.warnings,
+    throttled = shared.throttled(stats), throttled_by = stats.throttled, warnings = c.warnings,
     latency = c.latency, latency_error = c.latency_error,
     queries_min = sorted(per_task)[1], queries_median = median(per_task), queries_max = maximum(per_task),
   }

@@ -24,18 +24,7 @@ function shared.ideal(jobs, rate, running)
   return math.max(0, jobs - rate) / rate + running
 end
 
-local function sorted(list)
-  local s = {}
-  for i, v in ipairs(list) do s[i] = v end
-  table.sort(s)
-  return s
-end
-
-local function median(list)
-  local s = sorted(list)
-  if #s == 0 then return nil end
-  return #s % 2 == 1 and s[(#s + 1) // 2] or (s[#s // 2] + s[#s // 2 + 1]) / 2
-end
+shared.throttled = fleet.throttled
 
 -- The store probe (bench/store_probe.lua) against `url`, the server's quotas off: per submit,
 -- what it took with the store over the median without it. { median, max, store, none } seconds,
@@ -51,10 +40,11 @@ local function probe(ctx, url)
   local line = out:match("(%b{})%s*$")
   local ok, times = pcall(cjson.decode, line or "")
   if not ok or type(times) ~= "table" or not times.store then return nil, "the store probe failed: " .. out end
+  local median = ctx.median
   local none = median(times["local"])
   local extra = {}
   for i, t in ipairs(times.store) do extra[i] = t - none end
-  return { median = median(extra), max = sorted(extra)[#extra], store = median(times.store), none = none }
+  return { median = median(extra), max = ctx.maximum(extra), store = median(times.store), none = none }
 end
 
 -- Sums the processes' reports into run.lua's worker result (nil and why when one did not finish).
@@ -89,7 +79,7 @@ end
 --- gives, with the quota-bound `ideal`, the store's `latency` and the on_warning calls `warnings`.
 --- `ctx`: { control = run.lua's control, configure = resets the server for the row, lua = the
 --- interpreter, wrap = a command prefix for each client process ("taskset -c 0" or ""), seconds =
---- how long the fleet may take }.
+--- how long the fleet may take, median and maximum = run.lua's, of a list }.
 function shared.run(w, ctx)
   local server, why = redis.start()
   if not server then return { na = why } end

@@ -42,13 +42,6 @@ local function call(server, argv)
   return got
 end
 
--- The 429s the server gave, in all.
-local function throttled(stats)
-  local n = 0
-  for _, count in pairs(stats.throttled or {}) do n = n + count end
-  return n
-end
-
 -- Every worker of `run` ended, with `jobs` jobs each SUCCEEDED and nothing on stderr: the outcomes.
 local function all_succeeded(run, tags, jobs)
   assert.is_true(run:wait(90), "the fleet did not end within 90 s")
@@ -73,11 +66,20 @@ local function server_kept_quotas(n, allow_429)
   assert.are.equal(n, stats.submits)
   assert.are.equal(0, stats.duplicate_submits)
   if not allow_429 then
-    assert.are.equal(0, throttled(stats), helper.json.encode(stats.throttled))
+    assert.are.equal(0, fleet.throttled(stats), helper.json.encode(stats.throttled))
     assert.truthy(stats.max_per_second.videoretalk <= QUOTAS.videoretalk, stats.max_per_second.videoretalk)
     assert.truthy((stats.max_per_second.tasks or 0) <= QUOTAS.tasks, stats.max_per_second.tasks)
   end
   return stats
+end
+
+-- Every process used the store throughout: it never warned, and it ended with the store up.
+local function shared_throughout(outcomes)
+  for tag, o in pairs(outcomes) do
+    assert.are.same({}, o.warnings, tag)
+    assert.are.equal("redis", o.done.store.kind, tag)
+    assert.is_true(o.done.store.up, tag)
+  end
 end
 
 local function tags(prefix, n)
@@ -151,13 +153,8 @@ describe("quotas shared through Redis", function()
     reset()
     local names = tags("p", 6)
     local run = fleet.start { { tags = names, jobs = 2, env = { DASHSCOPE_QUOTA_STORE = server.url } } }
-    local outcomes = all_succeeded(run, names, 2)
+    shared_throughout(all_succeeded(run, names, 2))
     run:remove()
-    for _, tag in ipairs(names) do
-      assert.are.same({}, outcomes[tag].warnings, tag)
-      assert.are.equal("redis", outcomes[tag].done.store.kind)
-      assert.is_true(outcomes[tag].done.store.up, tag)
-    end
     server_kept_quotas(12)
   end)
 
@@ -171,12 +168,8 @@ describe("quotas shared through Redis", function()
       { tags = a, jobs = 2, store = server.url },
       { tags = b, jobs = 2, env = { DASHSCOPE_QUOTA_STORE = ("redis://127.0.0.1:%d"):format(server.port) } },
     }
-    local outcomes = all_succeeded(run, { a[1], a[2], a[3], b[1], b[2], b[3] }, 2)
+    shared_throughout(all_succeeded(run, { a[1], a[2], a[3], b[1], b[2], b[3] }, 2))
     run:remove()
-    for tag, o in pairs(outcomes) do
-      assert.are.same({}, o.warnings, tag)
-      assert.is_true(o.done.store.up, tag)
-    end
     server_kept_quotas(12)
   end)
 

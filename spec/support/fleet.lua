@@ -10,12 +10,14 @@
 --   run:outcomes()      -- { [tag] = { jobs = { [i] = line }, warnings = { line... }, done = line|nil,
 --                       --             stderr = text } } (the lines: quota_worker.lua's JSON objects)
 --   run:remove()        -- removes the groups' directories
+--   fleet.throttled(stats) -- the 429s the local server gave for its quotas (stats: /__control/stats)
 --
 -- The workers load the same build as the caller: LUA_PATH and LUA_CPATH are passed on with every
 -- relative entry made absolute (the groups run elsewhere), the interpreter is $LUA (lua5.4 by
 -- default), and whatever else the caller's environment holds (ASan's preload) is inherited. Each
 -- worker runs under timeout(1), so none outlives a spec that gave up on it.
 local cjson = require("cjson")
+local hosts = require("spec.support.hosts")
 
 local fleet = {}
 
@@ -28,15 +30,8 @@ local function quote(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end
 
-local function shell_line(cmd)
-  local p = assert(io.popen(cmd))
-  local line = p:read("*l")
-  p:close()
-  return line
-end
-
 -- The directory the caller runs in (the repository's root for busted and the bench).
-local ROOT = shell_line("pwd")
+local ROOT = select(2, hosts.run("pwd")):match("[^\n]+")
 
 -- `paths` ("a;b;;") with every relative template made absolute from ROOT; ";;" (the defaults) kept.
 local function absolute(paths)
@@ -52,13 +47,7 @@ fleet.WORKER = (HERE:sub(1, 1) == "/" and "" or ROOT .. "/") .. HERE .. "quota_w
 fleet.LUA_PATH = absolute(os.getenv("LUA_PATH") or package.path)
 fleet.LUA_CPATH = absolute(os.getenv("LUA_CPATH") or package.cpath)
 
-local function read(path)
-  local f = io.open(path)
-  if not f then return nil end
-  local text = f:read("*a")
-  f:close()
-  return text
-end
+local read = hosts.read
 
 -- The shell script of one group: its workers in the background, then a mark that all have ended.
 local function script(group, dir, seconds)
@@ -135,6 +124,13 @@ function Run:outcomes()
     end
   end
   return out
+end
+
+--- The 429s the local server gave for its quotas, in all (its /__control/stats `throttled`).
+function fleet.throttled(stats)
+  local n = 0
+  for _, count in pairs(stats.throttled or {}) do n = n + count end
+  return n
 end
 
 function Run:remove()
