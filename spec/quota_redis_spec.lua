@@ -3,9 +3,10 @@
 -- fleets of separate OS processes (spec/support/fleet.lua, each a spec/support/quota_worker.lua)
 -- that share nothing but the Redis store. The quotas hold across them (no 429, never above the
 -- quota in any second), across two groups standing for two hosts, and through a Redis stopped in
--- the middle of a run (every job still created once, the warning seen once); the CLI picks the
--- store up from --quota-store and DASHSCOPE_QUOTA_STORE. And the store's script: the SHA the
--- client sends is the one Redis computes, and its reservations are the rule of quota.lua.
+-- the middle of a run (every job still created once, the warning seen once; a Redis back is said
+-- once too); the CLI picks the store up from --quota-store and DASHSCOPE_QUOTA_STORE. And the
+-- store's script: the SHA the client sends is the one Redis computes, and its reservations are the
+-- rule of quota.lua.
 local helper = require("spec.support.helper")
 local redis = require("spec.support.redis")
 local fleet = require("spec.support.fleet")
@@ -197,6 +198,27 @@ describe("quotas shared through Redis", function()
       assert.is_false(outcomes[tag].done.store.up, tag)
     end
     server_kept_quotas(12, "429s allowed: each process alone keeps 1/s")
+  end)
+
+  it("Redis back after an outage: the processes that are still at work say so, once", function()
+    if not server then return pending(why) end
+    if helper.UNDER_VALGRIND then return pending("6 submits at 1/s: not under valgrind") end
+    reset(5) -- jobs of 5 s: every process is at work until Redis is back, and asks it again
+    local names = tags("r", 3)
+    local run = fleet.start { { tags = names, jobs = 2, env = { DASHSCOPE_QUOTA_STORE = server.url } } }
+    while helper.stats().submits == 0 do os.execute("sleep 0.05") end
+    server:stop()
+    os.execute("sleep 0.5")
+    server:restart()
+    local outcomes = all_succeeded(run, names, 2)
+    run:remove()
+    for _, tag in ipairs(names) do
+      local codes = {}
+      for _, w in ipairs(outcomes[tag].warnings) do codes[#codes + 1] = w.warning end
+      assert.are.same({ "QuotaStoreDown", "QuotaStoreBack" }, codes, tag)
+      assert.is_true(outcomes[tag].done.store.up, tag)
+    end
+    server_kept_quotas(6, "429s allowed while each process was alone")
   end)
 
   it("the CLI takes the store from --quota-store and DASHSCOPE_QUOTA_STORE: runs at once, no 429", function()
