@@ -279,8 +279,10 @@ end
 function Engine:sockets()
   if self.closed then return {} end
   local sockets = self.transport:sockets()
-  local fd, events = self.quota and self.quota:socket()
-  if fd then sockets[fd] = events end
+  if self.quota then
+    local fd, events = self.quota:socket()
+    if fd then sockets[fd] = events end
+  end
   return sockets
 end
 
