@@ -257,6 +257,32 @@ describe("dashscope.hiredis", function()
     conn:close()
   end)
 
+  it("lets a transport's wait watch the store's socket beside many of libcurl's", function()
+    if not server then return pending(why) end
+    local conn = connect(server)
+    local t = core.new_transport { max_connections = 40 }
+    local requests = {}
+    for i = 1, 30 do -- more sockets than the wait keeps on its stack
+      requests[i] = t:request { method = "GET", url = os.getenv("DASHSCOPE_TEST_BASE_URL") .. "/tasks/w-" .. i,
+                                timeout = 10 }
+    end
+    local id = conn:send({ "PING" })
+    local got, done = {}, 0
+    for _ = 1, 400 do
+      t:perform()
+      for _, r in ipairs(conn:perform()) do got[#got + 1] = r end
+      done = 0
+      for _, r in ipairs(requests) do done = done + (r:done() and 1 or 0) end
+      if done == 30 and #got == 1 then break end
+      t:wait(0.05, conn:fd(), conn:events())
+    end
+    assert.are.equal(30, done)
+    for _, r in ipairs(requests) do assert.is_number(r:response().status) end
+    assert.are.same({ { id = id, value = "PONG" } }, got)
+    t:close()
+    conn:close()
+  end)
+
   it("raises for misuse, naming the argument", function()
     local function raises(fn, text)
       local ok, err = pcall(fn)
