@@ -72,7 +72,8 @@ function openresty.start(dir, build, env)
       .. (read(dir .. "/run.log") or "") .. (read(dir .. "/nginx/logs/error.log") or ""))
     os.execute("sleep 0.05")
   end
-  error("nginx did not answer /ping within 5 s")
+  openresty.stop(master) -- up but not answering: not left running after the spec
+  error("nginx did not answer /ping within 5 s:\n" .. (read(dir .. "/nginx/logs/error.log") or ""))
 end
 
 --- Stops the nginx whose master is `master` (SIGTERM, then after 5 s SIGKILL to it and its workers).
