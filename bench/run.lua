@@ -14,7 +14,8 @@ local USAGE = [[
 usage: lua5.4 bench/run.lua [options]     (run through spec/with-server)
 
   --only LIST               comma-separated workloads: W1,W2,W3,N1,N100,N1000,N10000,WAIT10000,
-                            FLOOR,BASE (default: all but N10000 and WAIT10000, which run when named)
+                            FLOOR,BASE,SHARED (default: all but N10000 and WAIT10000, which run when
+                            named)
   --scale F                 multiply every job duration by F (default 1)
   --duration S              job duration of N1 and N100, before --scale (default 5)
   --jobs-1000-duration S    job duration of N1000, before --scale (default: --duration)
@@ -31,6 +32,7 @@ usage: lua5.4 bench/run.lua [options]     (run through spec/with-server)
 local cjson = require("cjson")
 local dashscope = require("dashscope")
 local core = require("dashscope.core")
+local shared = require("bench.shared")
 
 ---------------------------------------------------------------------------------------------------
 -- Arguments
@@ -266,6 +268,10 @@ local WORKLOADS = {
     jobs = 200, pace = 0.1, running = 3600, concurrency = 0, server_limits = false, reference = true },
   { id = "BASE", title = string.format("baseline: %d × %s one at a time", opts.baseline, d(2)),
     jobs = opts.baseline, running = 2 * S, concurrency = 0, server_limits = true, serial = true },
+  -- Several processes on one account (issue 12): their quotas shared through a real redis-server,
+  -- each process a client with the default settings and DASHSCOPE_QUOTA_STORE (bench/shared.lua).
+  { id = "SHARED", title = "SHARED 4 processes × 25 × " .. d(2) .. ", one Redis",
+    jobs = 100, processes = 4, quota_rate = 5, running = 2 * S, concurrency = 0, server_limits = true },
 }
 
 -- The project's targets (bench/README.md). Each check: label, value getter, limit.
@@ -285,6 +291,8 @@ local TARGETS = {
   N1000 = { { "req/job", "req_per_job", 2.5 }, { "wall/ideal", "wall_ideal", 1.2 } },
   N10000 = { { "peak RSS MiB", "peak_mib", 40 }, { "RSS after close - start MiB", "rss_kept_mib", 10 } },
   WAIT10000 = { { "req/s waiting", "window_rps", 25 } },
+  -- issue 12: the fleet as fast as the account's quota allows, and the service never says 429
+  SHARED = { { "wall/ideal", "wall_ideal", 1.1 }, { "429s", "throttled", 0 }, { "store warnings", "warnings", 0 } },
 }
 
 local SUBMIT_MODEL = "liveportrait"
@@ -502,15 +510,27 @@ local function window_figures(log, from, seconds)
   return { rps = #times / seconds, max_1s = max1, requests = #times, kinds = kinds }
 end
 
--- One workload: configure the server, run the client in a worker, read the server's view.
-local function run(w)
+-- Resets the server for workload `w`: the quotas it keeps (rate_limit_rps).
+local function configure(w)
   control("POST", "/reset")
-  local quota = control("POST", "/config", {
+  return control("POST", "/config", {
     concurrency = w.concurrency, rate_limits = w.server_limits, latency = opts.latency,
     durations = durations(w.running, w.pending),
   }).rate_limit_rps
+end
 
-  local c = run_worker(w)
+-- One workload: configure the server, run the client in a worker (or the SHARED row's fleet),
+-- read the server's view.
+local function run(w)
+  local quota = configure(w)
+  local c
+  if w.processes then
+    c = shared.run(w, { control = control, configure = function() configure(w) end, lua = arg[-1] or "lua5.4",
+      wrap = shell_line("command -v taskset") and "taskset -c 0" or "", seconds = deadline(w),
+      median = median, maximum = maximum })
+  else
+    c = run_worker(w)
+  end
   if c.na then
     return { w = w, na = c.na }
   end
@@ -554,7 +574,7 @@ local function run(w)
     per_task[#per_task + 1] = queries[t.task_id] or 0
   end
 
-  local ideal = (first_submit and last_end) and (last_end - first_submit) or nil
+  local ideal = c.ideal or (first_submit and last_end) and (last_end - first_submit) or nil
   -- Requests per second while every task waits: from the last submit to the first task's end.
   local waiting_rps
   if last_submit and first_end and first_end > last_submit then
@@ -590,6 +610,8 @@ local function run(w)
     mps_submit = mps[SUBMIT_MODEL] or 0, quota_submit = quota[SUBMIT_MODEL],
     mps_tasks = mps.tasks or 0, quota_tasks = quota.tasks,
     by_kind = stats.by_kind, answered = answered, lists = lists,
+    throttled = shared.throttled(stats), throttled_by = stats.throttled, warnings = c.warnings,
+    latency = c.latency, latency_error = c.latency_error,
     queries_min = sorted(per_task)[1], queries_median = median(per_task), queries_max = maximum(per_task),
   }
 end
@@ -768,6 +790,9 @@ for _, r in ipairs(rows) do
       r.window_cpu or 0, (r.window_cpu or 0) / math.max(r.window_wall or 1, 1e-9) * 100,
       r.submitted or 0, secs(r.submit_wall))
   end
+end
+for _, r in ipairs(rows) do
+  if r.w.processes and not (r.na or r.failed) then notes[#notes + 1] = shared.note(r) end
 end
 local wait_modes, seen_modes = {}, {}
 for _, r in ipairs(rows) do
