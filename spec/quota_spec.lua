@@ -94,6 +94,25 @@ describe("the quota option", function()
   end)
 end)
 
+describe("a limiter's lead", function()
+  local limiter = require("dashscope.limiter")
+
+  it("counts a send that must open its connection first when it arrives, not when it leaves", function()
+    local lim = limiter.new(1)
+    assert.are.equal(0, lim:delay(100, 0.3))
+    lim:take(100, 0.3) -- counted at 100.3
+    -- the next send waits a window after the arrival: 100.3 + 1.05
+    assert.truthy(math.abs(lim:delay(100.5, 0) - 0.85) < 1e-9, lim:delay(100.5, 0))
+    lim:take(101.35, 0)
+    assert.are.same({ 100.3, 101.35 }, lim.sent)
+    -- a warm send after a cold one is never counted before it: the times stay in order
+    local five = limiter.new(5)
+    five:take(10, 0.3)
+    five:take(10.01, 0)
+    assert.are.same({ 10.3, 10.3 }, five.sent)
+  end)
+end)
+
 describe("a shared dict as the quota store", function()
   it("keeps two clients' submits together within the account's quota: no 429", function()
     helper.reset { durations = helper.FAST.durations, concurrency = 0, rate_limits = true }

@@ -576,16 +576,18 @@ static ds_request *of_flight(ds_flight *f) {
 static void settle(ds_flight *f, CURLcode code, const char *reason) {
   ds_request *r = of_flight(f);
   long status = 0, connects = 0, request_size = 0;
-  double total = 0;
+  double total = 0, pretransfer = 0;
   curl_easy_getinfo(r->flight.easy, CURLINFO_RESPONSE_CODE, &status);
   curl_easy_getinfo(r->flight.easy, CURLINFO_NUM_CONNECTS, &connects);
   curl_easy_getinfo(r->flight.easy, CURLINFO_TOTAL_TIME, &total);
+  curl_easy_getinfo(r->flight.easy, CURLINFO_PRETRANSFER_TIME, &pretransfer);
   curl_easy_getinfo(r->flight.easy, CURLINFO_REQUEST_SIZE, &request_size);
   r->code = code;
   r->reason = reason;
   r->status = status;
   r->connects = connects;
   r->total_time = total;
+  r->pretransfer_time = pretransfer;
   r->sent = 1;
   r->outcome = reason != NULL ? DS_OUTCOME_ABORTED : outcome_of(r, code, request_size);
   /* A `once` body (a submit's) that on_read never handed out never left: whatever failed, the
@@ -643,7 +645,7 @@ static void push_headers(lua_State *L, ds_request *r) {
 }
 
 static void push_response(lua_State *L, ds_request *r) {
-  lua_createtable(L, 0, 6);
+  lua_createtable(L, 0, 7);
   lua_pushinteger(L, (lua_Integer)r->status);
   lua_setfield(L, -2, "status");
   push_headers(L, r);
@@ -654,6 +656,8 @@ static void push_response(lua_State *L, ds_request *r) {
   lua_setfield(L, -2, "time");
   lua_pushboolean(L, r->connects > 0);
   lua_setfield(L, -2, "new_connection");
+  lua_pushnumber(L, (lua_Number)r->pretransfer_time);
+  lua_setfield(L, -2, "pretransfer");
   lua_pushinteger(L, (lua_Integer)r->out_bytes);
   lua_setfield(L, -2, "written");
 }

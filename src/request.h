@@ -70,6 +70,7 @@ struct ds_request {
   long status;
   long connects;                  /* CURLINFO_NUM_CONNECTS */
   double total_time;
+  double pretransfer_time;        /* CURLINFO_PRETRANSFER_TIME: start to the request's first byte */
   const char *reason;             /* static text for outcome "aborted" */
 
   char where[96];                 /* "GET http://host/path" for __tostring */

@@ -24,6 +24,12 @@ local WIRE_PER_CONNECTION = 2
 -- enough that a burst of answers keeps the wire busy between steps, few enough (some 100 KB of
 -- calls) that 10,000 tasks ending together wait in their lanes' heaps, not as calls.
 local ROOM = 256
+-- A quota counts a request when it arrives; a request that must first open its connection (and
+-- its TLS) arrives that much after its send time, so close to the next one, which a warm
+-- connection carries at once. A limited call sent without a recent answer from the service is
+-- counted that much later (its `lead`): the connect time last measured, LEAD before any, at most
+-- LEAD_MOST. WARM: how long after an answer its connection is taken to be still open.
+local LEAD, LEAD_MOST, WARM = 0.3, 2, 20
 
 local Calls = {}
 Calls.__index = Calls
@@ -42,6 +48,8 @@ function calls.new(transport, settings, user_agent)
     ready = {}, ready_head = 1, ready_tail = 0, -- FIFO of calls due, waiting for a slot on the wire
     deadlines = {}, -- heap of { at = deadline, task = call } of those: each ends by its deadline
     ended = {},   -- calls ended while waiting for a slot (cancelled), finished at the next advance
+    warm_until = -math.huge, -- while a connection to the service is taken to be open
+    lead = LEAD,  -- seconds a new connection takes before its request leaves (the latest measured)
   }, Calls)
 end
 
@@ -94,13 +102,15 @@ local function try_send(self, call, now)
     enqueue(self, call)
     return false
   end
-  local wait = call.limiter and call.limiter:delay(now) or 0
+  local lim = call.limiter
+  local lead = lim and now >= self.warm_until and self.lead or 0
+  local wait = lim and lim:delay(now, lead) or 0
   if wait > 0 then
-    hold(self, call, now + wait, call.limiter.answers)
+    hold(self, call, now + wait, lim.answers)
     return false
   end
-  if call.limiter then
-    call.limiter:take(now)
+  if lim then
+    lim:take(now, lead)
   end
   send(self, call, now)
   return true
@@ -145,6 +155,12 @@ end
 local function settle(self, call, now)
   local settings = self.settings
   local resp, terr = call.request:response()
+  if resp and call.path then -- an answer of the service: its connection is warm, for a while
+    self.warm_until = now + WARM
+    if resp.new_connection and resp.pretransfer then
+      self.lead = math.min(resp.pretransfer, LEAD_MOST)
+    end
+  end
   call.request:close()
   call.request = nil
   local body, err, retry_after = (call.classify or http.classify)(call.purpose, resp, terr, call.expect)

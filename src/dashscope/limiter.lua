@@ -52,7 +52,7 @@ end
 
 -- Seconds until the store's reservation lets a send go, asking for one when none is held; nil
 -- when the store is not to be used now (down: the own window decides).
-local function shared_delay(self, now)
+local function shared_delay(self, now, lead)
   if self.granted and now > self.granted + LATE then
     self.granted = nil -- missed: its slot may be too close to later ones
   end
@@ -61,7 +61,7 @@ local function shared_delay(self, now)
     if now < self.asking then return self.asking - now end
     self.asking = nil -- unanswered: quota.lua has marked the store down by now
   end
-  local wait, pending_until = self.quota:reserve(self, now)
+  local wait, pending_until = self.quota:reserve(self, now, lead)
   if wait then
     self.granted = now + wait
     return wait
@@ -72,8 +72,9 @@ local function shared_delay(self, now)
   return nil
 end
 
---- Seconds until a send may go (0: now).
-function limiter:delay(now)
+--- Seconds until a send may go (0: now). `lead`: seconds after it that the request will arrive
+--- at the latest (calls.lua: a connection to open first), which the store's reservation counts.
+function limiter:delay(now, lead)
   local wait = math.max(0, self.paused_until - now)
   if not self.rate or wait > 0 then
     return wait
@@ -83,14 +84,16 @@ function limiter:delay(now)
   -- while it says wait.
   local own = own_delay(self, now)
   if own > 0 then return own end
-  local shared = self.quota and self.quota:usable(now) and shared_delay(self, now)
+  local shared = self.quota and self.quota:usable(now) and shared_delay(self, now, lead or 0)
   return shared and math.max(0, shared) or 0
 end
 
---- Records a send at `now` (it uses the store's reservation, if one was held).
-function limiter:take(now)
+--- Records a send at `now`, counted `lead` seconds later (its arrival at the latest; the times
+--- stay in order). It uses the store's reservation, if one was held.
+function limiter:take(now, lead)
   if self.rate then
-    self.sent[#self.sent + 1] = now
+    local sent = self.sent
+    sent[#sent + 1] = math.max(now + (lead or 0), sent[#sent] or now)
     self.granted = nil
   end
 end

@@ -7,8 +7,9 @@
 -- service's 429s stay the final word (calls.lua pauses, http.lua retries).
 --
 -- What a reservation is and how the stores count is said once, here: a quota called `name` keeps,
--- in the store, the send times of its last `count` reservations; a new one is the latest of now,
--- the last reservation, and the count-th latest plus `window`.
+-- in the store, the arrival times of its last `count` reservations; a new one is the latest of
+-- now, the last reservation, and the count-th latest plus `window`, and its request arrives by
+-- `lead` seconds after it (a connection to open first), which is the time kept.
 local quota = {}
 
 local Quota = {}
@@ -100,12 +101,13 @@ function Quota:usable(now)
   return false
 end
 
---- Asks the store for `lim`'s next send time (limiter.lua): seconds to wait from `now`; or nil and
+--- Asks the store for `lim`'s next send time (limiter.lua), its request arriving up to `lead`
+--- seconds after it: seconds to wait from `now`; or nil and
 --- when to ask again (the answer is on its way, or the store is busy for a moment); or nil when
 --- the store failed (the limiter decides alone).
-function Quota:reserve(lim, now)
+function Quota:reserve(lim, now, lead)
   local count, window = quota.window(lim.rate)
-  local wait, err = self.store:reserve(lim.name, count, window, lim, now)
+  local wait, err = self.store:reserve(lim.name, count, window, lead, lim, now)
   if wait == true then
     return nil, now + quota.ANSWER_TIMEOUT
   elseif wait then

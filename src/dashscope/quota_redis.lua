@@ -12,12 +12,13 @@ local quota_redis = {}
 local Store = {}
 Store.__index = Store
 
--- The reservation, on the server. Times are integer microseconds (exact in its Lua's doubles);
--- the list under KEYS[1] holds the last ARGV[1] reservations, oldest first.
+-- The reservation, on the server (quota.lua's rule). Times are integer microseconds (exact in its
+-- Lua's doubles); the list under KEYS[1] holds the arrival times of the last ARGV[1]
+-- reservations, oldest first; ARGV[2] is the window, ARGV[3] the lead.
 quota_redis.SCRIPT = [[
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local count, window = tonumber(ARGV[1]), tonumber(ARGV[2])
+local count, window, lead = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local n = redis.call('LLEN', KEYS[1])
 local at = now
 if n > 0 then
@@ -28,12 +29,12 @@ if n >= count then
   local free = tonumber(redis.call('LINDEX', KEYS[1], -count)) + window
   if free > at then at = free end
 end
-redis.call('RPUSH', KEYS[1], string.format('%d', at))
+redis.call('RPUSH', KEYS[1], string.format('%d', at + lead))
 redis.call('LTRIM', KEYS[1], -count, -1)
-redis.call('PEXPIRE', KEYS[1], math.floor((at - now + window) / 1000) + 1000)
+redis.call('PEXPIRE', KEYS[1], math.floor((at + lead - now + window) / 1000) + 1000)
 return at - now]]
 -- Its SHA-1, as SCRIPT LOAD answers (spec/quota_redis_spec.lua checks the two agree).
-quota_redis.SHA = "c55c06adbbc75bce29a4089f2b7fd9084325ce72"
+quota_redis.SHA = "ae5896ad0416d1f8955aa6f8fb0392767d50292a"
 
 -- The longest wait an answer may ask for, in seconds: beyond it the answer is not one of ours.
 local MOST_WAIT = 86400
@@ -114,10 +115,10 @@ end
 
 --- Sends a reservation for the quota `name` of `lim` (limiter.lua, told through lim:answered):
 --- true, or nil and why.
-function Store:reserve(name, count, window, lim, now)
+function Store:reserve(name, count, window, lead, lim, now)
   if not self.conn then return nil, self.why or "not connected" end
   local argv = { "EVALSHA", quota_redis.SHA, 1, self.parts.prefix .. ":" .. name, count,
-                 math.floor(window * 1e6) }
+                 math.floor(window * 1e6), math.floor(lead * 1e6) }
   if not send(self, argv, { lim = lim, argv = argv, deadline = now }, now) then
     return nil, "not connected"
   end
