@@ -7,9 +7,10 @@
 -- service's 429s stay the final word (calls.lua pauses, http.lua retries).
 --
 -- What a reservation is and how the stores count is said once, here: a quota called `name` keeps,
--- in the store, the arrival times of its last `count` reservations; a new one is the latest of
--- now, the last reservation, and the count-th latest plus `window`, and its request arrives by
--- `lead` seconds after it (a connection to open first), which is the time kept.
+-- in the store, the `count` latest arrival times of its reservations; a new one is the later of
+-- now and the count-th latest plus `window`, and its request arrives by `lead` seconds after it
+-- (a connection to open first), which is the time kept. Then no `window` holds more than `count`
+-- arrivals, in whatever order leads make them.
 local quota = {}
 
 local Quota = {}
@@ -19,12 +20,14 @@ Quota.__index = Quota
 quota.ANSWER_TIMEOUT = 0.25
 -- Seconds between attempts to get a failed store back: from the first, doubling, to the last.
 local RETRY_FIRST, RETRY_LAST = 1, 5
--- A window's guard: sends a window apart must not arrive less than one second apart. Twice the
--- process's own (limiter.lua): sends of different processes take different connections, and
--- different hosts different paths, so their delays on the way differ more than one connection's
--- (at 0.05 s, 1 run in 3 of spec/openresty_spec.lua's 30 jobs through 4 workers saw two submits
--- arrive 949 ms apart, the test server's threads late under the spec's own load).
-local GUARD = 0.1
+-- A window's guard: sends a window apart must not arrive less than one second apart. Wider than
+-- the process's own (limiter.lua, 0.05 s): sends of different processes take different
+-- connections, and different hosts different paths, so their delays on the way differ more than
+-- one connection's (at 0.05 s, 1 run in 3 of spec/openresty_spec.lua's 30 jobs through 4 workers
+-- saw two submits arrive 949 ms apart, the test server's threads late under the spec's own load;
+-- at 0.075 s the closest were 1061-1065 ms). Each 0.025 s costs 2.5 % of a quota's throughput
+-- (bench/README.md, SHARED).
+local GUARD = 0.075
 -- The most send times a quota keeps in the store: a faster rate is kept over a shorter window.
 local MOST = 100
 

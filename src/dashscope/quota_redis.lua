@@ -13,28 +13,28 @@ local Store = {}
 Store.__index = Store
 
 -- The reservation, on the server (quota.lua's rule). Times are integer microseconds (exact in its
--- Lua's doubles); the list under KEYS[1] holds the arrival times of the last ARGV[1]
--- reservations, oldest first; ARGV[2] is the window, ARGV[3] the lead.
+-- Lua's doubles); the list under KEYS[1] holds the ARGV[1] latest arrival times, in order;
+-- ARGV[2] is the window, ARGV[3] the lead.
 quota_redis.SCRIPT = [[
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local count, window, lead = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local n = redis.call('LLEN', KEYS[1])
+local times = redis.call('LRANGE', KEYS[1], 0, -1)
+for i = 1, #times do times[i] = tonumber(times[i]) end
 local at = now
-if n > 0 then
-  local last = tonumber(redis.call('LINDEX', KEYS[1], -1))
-  if last > at then at = last end
+if #times >= count and times[#times - count + 1] + window > at then
+  at = times[#times - count + 1] + window
 end
-if n >= count then
-  local free = tonumber(redis.call('LINDEX', KEYS[1], -count)) + window
-  if free > at then at = free end
-end
-redis.call('RPUSH', KEYS[1], string.format('%d', at + lead))
-redis.call('LTRIM', KEYS[1], -count, -1)
-redis.call('PEXPIRE', KEYS[1], math.floor((at + lead - now + window) / 1000) + 1000)
+times[#times + 1] = at + lead
+table.sort(times)
+local kept = {}
+for i = math.max(1, #times - count + 1), #times do kept[#kept + 1] = string.format('%d', times[i]) end
+redis.call('DEL', KEYS[1])
+redis.call('RPUSH', KEYS[1], unpack(kept))
+redis.call('PEXPIRE', KEYS[1], math.floor((times[#times] - now + window) / 1000) + 1000)
 return at - now]]
 -- Its SHA-1, as SCRIPT LOAD answers (spec/quota_redis_spec.lua checks the two agree).
-quota_redis.SHA = "ae5896ad0416d1f8955aa6f8fb0392767d50292a"
+quota_redis.SHA = "9ec1fcf2aad2e3b7325301aaafb7a1ff94da0545"
 
 -- The longest wait an answer may ask for, in seconds: beyond it the answer is not one of ours.
 local MOST_WAIT = 86400

@@ -27,15 +27,15 @@ local function times_of(dict, key)
   return times
 end
 
--- The reservation rule (quota.lua) over `times`: the send time, and the times to keep.
+-- The reservation rule (quota.lua) over `times` (in order): the send time, and the times to keep.
 local function next_time(times, count, window, lead, now)
-  local at = now
-  local n = #times
-  if n > 0 and times[n] > at then at = times[n] end
+  local at, n = now, #times
   if n >= count and times[n - count + 1] + window > at then at = times[n - count + 1] + window end
-  times[n + 1] = string.format("%.6f", at + lead)
-  local first = math.max(1, n + 2 - count)
-  return at, table.concat(times, ",", first, n + 1)
+  times[n + 1] = at + lead
+  table.sort(times)
+  local kept = {}
+  for i = math.max(1, n + 2 - count), n + 1 do kept[#kept + 1] = string.format("%.6f", times[i]) end
+  return at, table.concat(kept, ","), times[n + 1]
 end
 
 --- A reservation for the quota `name` at `now`: seconds to wait; or nil and "busy" (another worker
@@ -48,9 +48,9 @@ function Store:reserve(name, count, window, lead, _, now)
     if err == "exists" then return nil, "busy" end
     return nil, "shared dict: " .. tostring(err)
   end
-  local at, kept = next_time(times_of(dict, key), count, window, lead, now)
-  -- kept while its reservations matter: until the last one's window has passed
-  local stored, serr = dict:set(key, kept, at + lead - now + window + 1)
+  local at, kept, latest = next_time(times_of(dict, key), count, window, lead, now)
+  -- kept while its reservations matter: until the latest one's window has passed
+  local stored, serr = dict:set(key, kept, latest - now + window + 1)
   dict:delete(lock)
   if not stored then
     return nil, "shared dict: " .. tostring(serr)
