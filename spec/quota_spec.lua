@@ -31,7 +31,6 @@ local function client(dict, opts)
   return helper.client(o)
 end
 
-local VIDEO = { video_url = "https://example.com/v.mp4", audio_url = "https://example.com/a.wav" }
 
 local function refused(opts, fragment)
   local ok, err = pcall(dashscope.new, opts)
@@ -118,16 +117,15 @@ describe("a shared dict as the quota store", function()
     helper.reset { durations = helper.FAST.durations, concurrency = 0, rate_limits = true }
     local dict = shared_dict()
     local a, b = client(dict), client(dict)
-    local tasks = {}
-    for i = 1, 3 do -- each alone would send at once; together they must take turns
-      tasks[#tasks + 1] = assert(a:videoretalk(VIDEO))
-      tasks[#tasks + 1] = assert(b:videoretalk(VIDEO))
-      assert.truthy(i)
+    for i = 1, 4 do -- 8 liveportrait submits: each client alone would send its 4 at once
+      assert(a:liveportrait(helper.liveportrait_fields(i)))
+      assert(b:liveportrait(helper.liveportrait_fields(10 + i)))
     end
     local stats = helper.stats()
-    assert.are.equal(6, stats.submits)
-    assert.are.equal(6, stats.by_kind.submit, "a submit was answered 429 and sent again")
-    assert.truthy(stats.max_per_second.videoretalk <= 1, helper.json.encode(stats.max_per_second))
+    assert.are.equal(8, stats.submits)
+    assert.are.equal(8, stats.by_kind.submit, "a submit was answered 429 and sent again")
+    assert.are.equal(0, stats.throttled.liveportrait or 0)
+    assert.truthy(stats.max_per_second.liveportrait <= 5, helper.json.encode(stats.max_per_second))
     a:close()
     b:close()
   end)

@@ -13,6 +13,7 @@ helper.CONTROL = assert(os.getenv("DASHSCOPE_TEST_CONTROL"))
 helper.UPLOAD_URL = os.getenv("DASHSCOPE_TEST_UPLOAD_URL")   -- the stand-in upload host
 helper.RESULTS_URL = os.getenv("DASHSCOPE_TEST_RESULTS_URL") -- the stand-in result-file host
 helper.UNDER_VALGRIND = os.getenv("DASHSCOPE_UNDER_VALGRIND") ~= nil
+helper.UNDER_ASAN = os.getenv("ASAN_LUA_REAL") ~= nil -- make asan's interpreter wrapper (fuzz/asan-lua)
 
 local function shell_quote(s)
   return "'" .. s:gsub("'", "'\\''") .. "'"
