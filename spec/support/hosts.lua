@@ -12,6 +12,13 @@ function hosts.run(cmd)
   return status == 0, (out:gsub("exit status %d+%s*$", ""))
 end
 
+--- A loopback port nobody listens on now (the kernel's pick, released at once).
+function hosts.free_port()
+  local ok, out = hosts.run([[python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])']])
+  assert(ok, out)
+  return assert(tonumber(out))
+end
+
 function hosts.exists(path)
   local f = io.open(path)
   if f then f:close() end

@@ -20,11 +20,7 @@ function openresty.missing()
   return nil, build
 end
 
-local function free_port()
-  local ok, out = run([[python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])']])
-  assert(ok, out)
-  return assert(tonumber(out))
-end
+local free_port = hosts.free_port
 
 -- The form encoding of a query value.
 local function encode(s)

@@ -15,24 +15,15 @@ local redis = {}
 local Server = {}
 Server.__index = Server
 
-local function run(cmd)
-  local p = assert(io.popen(cmd .. " 2>&1; echo \"exit status $?\""))
-  local out = p:read("*a")
-  p:close()
-  local status = tonumber(out:match("exit status (%d+)%s*$"))
-  return status == 0, (out:gsub("exit status %d+%s*$", ""))
-end
+local hosts = require("spec.support.hosts")
+local run = hosts.run
 
 local function installed(program)
   return (run("command -v " .. program))
 end
 
--- A loopback port nobody listens on now (the kernel's pick, released at once).
-function redis.free_port()
-  local ok, out = run([[python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])']])
-  assert(ok, out)
-  return assert(tonumber(out))
-end
+-- A loopback port nobody listens on now (hosts.lua's).
+redis.free_port = hosts.free_port
 
 local function alive(pid)
   return (run("kill -0 " .. pid))
