@@ -11,6 +11,7 @@ local listing = require("dashscope.listing")
 local localfile = require("dashscope.localfile")
 local misuse = require("dashscope.misuse")
 local models = require("dashscope.models")
+local values = require("dashscope.values")
 
 local dashscope = {
   VERSION = core.VERSION,
@@ -27,6 +28,22 @@ local dashscope = {
 function dashscope.new(opts)
   local c = client.new(config.settings(opts))
   return c -- not a tail call: a misuse's position is found by walking the frames
+end
+
+--- dashscope.check(method, fields): checks a job's fields as client[method] would (method: a
+--- model method such as "liveportrait", or a detector) and raises the same misuse, naming the field
+--- and the rule; true when they pass. Sends nothing: a batch checks every job before its first submit.
+function dashscope.check(method, fields)
+  local contract = type(method) == "string" and models[method]
+  if not contract then
+    local names = {}
+    for name in pairs(models) do names[#names + 1] = name end
+    table.sort(names)
+    check.fail("dashscope.check", "method must be a model method: one of " .. table.concat(names, ", ")
+      .. " (got " .. values.show(method) .. ")", "method", "enum")
+  end
+  check.fields(contract.fields, fields, method)
+  return true
 end
 
 --- dashscope.file(path): a local file for a url field (or client:submit's input), checked now: a
