@@ -101,11 +101,18 @@ local function follow(run, entry, t)
 end
 
 -- Settles an ambiguous job: waits (yielding) while the journal says asking later may settle it.
--- The state it settles in, or nil and err.
-local function settle(run, key)
+-- The state it settles in ("submitted": its task was found; "new": it was never created), or nil
+-- and err.
+local function settle(run, entry)
   while true do
-    local state, err = run.journal:resolve(key)
-    if state or not err.retryable then return state, err end
+    local state, err = run.journal:resolve(entry.key)
+    if state then
+      local job = run.journal:job(entry.key)
+      run.view:event { kind = "resolved", key = entry.key, line = entry.line, task_id = job.task_id,
+                       status = state == "new" and "never created" or nil }
+      return state
+    end
+    if not err.retryable then return nil, err end
     threads.sleep(err.retry_in or 1)
   end
 end
@@ -116,7 +123,7 @@ local function submit(run, entry)
   local t, err = run.journal:submit(entry.key, entry.method, entry.fields)
   while not t and err.code == "Ambiguous" and err.retryable do
     local state
-    state, err = settle(run, entry.key)
+    state, err = settle(run, entry)
     if state then t, err = run.journal:submit(entry.key, entry.method, entry.fields) end
   end
   if not t then
@@ -140,7 +147,7 @@ end
 local function take(run, entry)
   local journal, job = run.journal, run.journal:job(entry.key)
   local state = job and job.state
-  if state == "ambiguous" then state = settle(run, entry.key) or "ambiguous" end
+  if state == "ambiguous" then state = settle(run, entry) or "ambiguous" end
   if run.ctx.opts.retry_failed and (state == "refused" or (state == "ended" and job.status ~= "SUCCEEDED")) then
     journal:retry(entry.key)
     state = "new"
