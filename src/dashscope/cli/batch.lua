@@ -122,7 +122,9 @@ end
 local function submit(run, entry)
   move(run, "queued", "submitting")
   local t, err = run.journal:submit(entry.key, entry.method, entry.fields)
-  while not t and err.code == "Ambiguous" and err.retryable do
+  -- sent, its answer lost (task_may_exist): settled from the list before the next submit, so that
+  -- no two jobs of this run are ever ambiguous at once
+  while not t and (err.task_may_exist or (err.code == "Ambiguous" and err.retryable)) do
     local state
     state, err = settle(run, entry)
     if state then t, err = run.journal:submit(entry.key, entry.method, entry.fields) end
@@ -267,7 +269,7 @@ function batch.run(ctx)
   check_options(ctx)
   local started = core.now()
   local m, count, bads = checked(ctx)
-  local client = library.client(ctx, { sleep = threads.sleep })
+  local client = library.client(ctx, { sleep = threads.client_sleep })
   local journal, err = client:journal(ctx.opts.journal or ctx.args[1] .. ".journal", { settle = ctx.opts.settle })
   if not journal then
     report.failure(ctx, nil, err)
