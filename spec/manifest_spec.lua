@@ -312,6 +312,8 @@ describe("the batch's view", function()
       view:event { kind = "submitted", key = "out/001.mp4", line = 1, task_id = "t-1" }
       view:event { kind = "saved", key = "line 2", line = 2, path = "out/002.mp4", bytes = 2048 }
       view:event(FAILURE)
+      view:event { kind = "skipped", line = 17, error = { message = "line 17: liveportrait: field 'video_fps' ..." } }
+      view:event { kind = "ended", key = "two\nlines", line = 4, task_id = "t-4", status = "SUCCEEDED" }
       view:counts { done = 1, failed = 1, running = 38 }
       view:tick(1)
       view:summary(SUMMARY)
@@ -323,7 +325,9 @@ describe("the batch's view", function()
     assert.are.equal("submitted out/001.mp4 (line 1): task t-1", lines[1])
     assert.are.equal("saved line 2: out/002.mp4 (2.0 KiB)", lines[2])
     assert.are.equal("failed out/007.mp4 (line 7): task t-7: InvalidFile: the image has no face", lines[3])
-    assert.are.equal("batch: 38 of 40 done, 1 failed, 1 ambiguous in 4 min 10 s (journal jobs.jsonl.journal)", lines[4])
+    assert.are.equal("skipped line 17: liveportrait: field 'video_fps' ...", lines[4])
+    assert.are.equal("ended two\\10lines (line 4): task t-4 SUCCEEDED", lines[5])
+    assert.are.equal("batch: 38 of 40 done, 1 failed, 1 ambiguous in 4 min 10 s (journal jobs.jsonl.journal)", lines[6])
     assert.matches("out/007.mp4 %(line 7%), task t%-7: InvalidFile: the image has no face", err)
     assert.matches("out/009.mp4 %(line 9%): Ambiguous: 2 tasks", err)
     assert.matches("run the same command again", err)
