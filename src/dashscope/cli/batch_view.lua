@@ -71,8 +71,9 @@ local DETAIL = {
     return "sent, its answer not read" .. (ev.error and ": " .. error_text(ev.error) or "")
   end,
   resolved = function(ev) return task_of(ev) end,
-  skipped = function(ev) -- a bad line's message already starts with "line N: "
-    return ev.error and (error_text(ev.error):gsub("^line %d+: ", "")) or "a bad line"
+  skipped = function(ev) -- a bad line (its message already starts with "line N: "), or a job done before
+    if ev.error then return (error_text(ev.error):gsub("^line %d+: ", "")) end
+    return ev.path and "already saved as " .. flat(ev.path) or "nothing to do"
   end,
 }
 
@@ -165,7 +166,8 @@ end
 local function json_summary(s, total)
   local c = {}
   for k, v in pairs(s.counts or {}) do c[k] = v end
-  local head = json_event("summary", { total = total, counts = c, elapsed = s.elapsed, journal = s.journal })
+  local head = json_event("summary", { total = total, counts = c, elapsed = s.elapsed, journal = s.journal,
+                                      journal_bytes = s.journal_bytes })
   return head:sub(1, -2) .. ',"failures":' .. json_list(s.failures) .. ',"ambiguous":' .. json_list(s.ambiguous) .. "}"
 end
 
@@ -199,7 +201,7 @@ local function summary_lines(s, total)
 end
 
 --- The batch's end: s = { counts, elapsed (seconds), failures = { {key, line, task_id, error} ...},
---- ambiguous = { the same }, journal = path }. On stderr (with --quiet only when something failed);
+--- ambiguous = { the same }, journal = path, journal_bytes = its size (JSON only) }. On stderr (with --quiet only when something failed);
 --- with --json also one object on stdout, {"event":"summary", ...}, the last.
 function View:summary(s)
   self.reporter:clear()
