@@ -33,7 +33,7 @@ build = {
     dashscope = "src/dashscope.lua",
     ["dashscope.core"] = {
       sources = { "src/buffer.c", "src/class.c", "src/clock.c", "src/core.c", "src/form.c", "src/fs.c", "src/headers.c",
-                  "src/integers.c", "src/request.c", "src/scrub.c", "src/signals.c", "src/transport.c", "src/url.c", "src/watch.c" },
+                  "src/integers.c", "src/logfile.c", "src/request.c", "src/scrub.c", "src/signals.c", "src/transport.c", "src/url.c", "src/watch.c" },
       libraries = { "curl" },
       incdirs = { "$(CURL_INCDIR)", "/usr/include/x86_64-linux-gnu" },
       libdirs = { "$(CURL_LIBDIR)" },
@@ -56,6 +56,10 @@ build = {
     ["dashscope.engine"] = "src/dashscope/engine.lua",
     ["dashscope.errors"] = "src/dashscope/errors.lua",
     ["dashscope.files"] = "src/dashscope/files.lua",
+    ["dashscope.journal"] = "src/dashscope/journal.lua",
+    ["dashscope.journal_digest"] = "src/dashscope/journal_digest.lua",
+    ["dashscope.journal_log"] = "src/dashscope/journal_log.lua",
+    ["dashscope.journal_resolve"] = "src/dashscope/journal_resolve.lua",
     ["dashscope.jsonable"] = "src/dashscope/jsonable.lua",
     ["dashscope.localfile"] = "src/dashscope/localfile.lua",
     ["dashscope.misuse"] = "src/dashscope/misuse.lua",
@@ -81,6 +85,7 @@ build = {
     ["dashscope.uv"] = "src/dashscope/uv.lua",
     -- the command-line tool's modules, under bin/dashscope
     ["dashscope.cli.args"] = "src/dashscope/cli/args.lua",
+    ["dashscope.cli.batch"] = "src/dashscope/cli/batch.lua",
     ["dashscope.cli.batch_view"] = "src/dashscope/cli/batch_view.lua",
     ["dashscope.cli.commands"] = "src/dashscope/cli/commands.lua",
     ["dashscope.cli.help"] = "src/dashscope/cli/help.lua",
@@ -92,6 +97,7 @@ build = {
     ["dashscope.cli.report"] = "src/dashscope/cli/report.lua",
     ["dashscope.cli.tasks"] = "src/dashscope/cli/tasks.lua",
     ["dashscope.cli.text"] = "src/dashscope/cli/text.lua",
+    ["dashscope.cli.threads"] = "src/dashscope/cli/threads.lua",
   },
   install = {
     bin = { dashscope = "bin/dashscope" }, -- luarocks wraps it to run with the rock's interpreter
