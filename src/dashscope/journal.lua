@@ -152,6 +152,7 @@ local function ended(self, key, t, err)
     changes.c, changes.msg = tostring(err.code), tostring(err.message):sub(1, 300)
   end
   self:_write(key, changes) -- a failed write leaves it "submitted": the next run asks again
+  self._handles[key] = nil -- a batch of 10,000 keeps no handle of an ended task
 end
 
 --- The task handle of job `key` (submitted, ended or saved), followed so that its end is written;
@@ -312,6 +313,9 @@ end
 function Journal:download(key, path, opts)
   open(self, "journal:download")
   check_key(key, "journal:download")
+  if type(path) ~= "string" or path == "" then
+    check.fail("journal:download", "path must be a non-empty string (got " .. type(path) .. ")", "path", "invalid")
+  end
   local job = self._by_key[key]
   if job and job.st == "saved" and job.p == path and core.file_check(path) == job.n then
     return path
@@ -322,19 +326,29 @@ function Journal:download(key, path, opts)
       message = "job " .. key .. " has no task to download (" .. (job and job.st or "unknown") .. ")" }
   end
   if job.saving == path and job.st ~= "saved" then
-    -- A download to `path` began in a run that stopped: a file there now was put in place whole
-    -- by that download (task:download writes a temporary file, then renames it).
+    -- A download to `path` began in a run that stopped: its temporary file goes, and a file at
+    -- `path` now was put in place whole by it (task:download writes the temporary file, then
+    -- renames it).
+    if job.tmp then os.remove(job.tmp) end
     local size = core.file_check(path)
     if size then
       self:_write(key, { st = "saved", p = path, n = size })
       return path
     end
   end
-  self:_write(key, { saving = path })
-  local done, err = t:download(path, opts)
-  if not done then return nil, errors.with(err, { job_key = key }) end
-  local size = type(path) == "string" and core.file_check(path) or nil
-  self:_write(key, { st = "saved", p = type(path) == "string" and path or nil, n = size })
+  local o = {}
+  for k, v in pairs(opts or {}) do o[k] = v end
+  local on_temp = o.on_temp
+  o.on_temp = function(tmp)
+    self:_write(key, { saving = path, tmp = tmp }) -- before a byte of it is written
+    if on_temp then on_temp(tmp) end
+  end
+  local done, err = t:download(path, o)
+  if not done then
+    if job.saving then self:_write(key, { saving = false, tmp = false }) end -- removed: nothing of ours is there
+    return nil, errors.with(err, { job_key = key })
+  end
+  self:_write(key, { st = "saved", p = path, n = core.file_check(path) })
   return done
 end
 
@@ -366,7 +380,7 @@ function Journal:compact()
     local r = {}
     for field, value in pairs(self._by_key[key]) do r[field] = value end
     r.key, r.k = nil, key
-    if r.st == "saved" then r.saving = nil end -- the download it began has ended
+    if r.st == "saved" then r.saving, r.tmp = nil, nil end -- the download it began has ended
     records[i] = r
   end
   local log, err = journal_log.rewrite(self.path, records)

@@ -7,6 +7,7 @@
 local core = require("dashscope.core")
 local args = require("dashscope.cli.args")
 local batch_view = require("dashscope.cli.batch_view")
+local signal_record = require("dashscope.cli.job") -- what a signal says: the command that resumes
 local jobs = require("dashscope.cli.jobs")
 local library = require("dashscope.cli.library")
 local report = require("dashscope.cli.report")
@@ -288,6 +289,9 @@ function batch.run(ctx)
   for _ in pairs(skip) do total = total - 1 end
   local view = batch_view.new { total = total, live = not ctx.opts.quiet and core.isatty(2),
                                 json = ctx.opts.json, quiet = ctx.opts.quiet }
+  local again = { "batch", ctx.args[1] }
+  if ctx.opts.journal then again[3], again[4] = "--journal", ctx.opts.journal end
+  signal_record.resumes_with(again)
   local run = new_run(ctx, client, journal, view, total)
   local scheduler = threads.new(client)
   scheduler:spawn(submitter, run, m, skip)

@@ -73,7 +73,7 @@ local DETAIL = {
   resolved = function(ev) return task_of(ev) end,
   skipped = function(ev) -- a bad line (its message already starts with "line N: "), or a job done before
     if ev.error then return (error_text(ev.error):gsub("^line %d+: ", "")) end
-    return ev.path and "already saved as " .. flat(ev.path) or "nothing to do"
+    return ev.path and "already saved at " .. flat(ev.path) or "a bad line"
   end,
 }
 
@@ -167,7 +167,7 @@ local function json_summary(s, total)
   local c = {}
   for k, v in pairs(s.counts or {}) do c[k] = v end
   local head = json_event("summary", { total = total, counts = c, elapsed = s.elapsed, journal = s.journal,
-                                      journal_bytes = s.journal_bytes })
+                                       journal_bytes = s.journal_bytes })
   return head:sub(1, -2) .. ',"failures":' .. json_list(s.failures) .. ',"ambiguous":' .. json_list(s.ambiguous) .. "}"
 end
 
