@@ -93,6 +93,8 @@ describe("dashscope batch", function()
     assert.truthy(err:find("audio_url", 1, true))
     assert.equal(2, helper.stats().submits)
     assert.equal(2, kinds(out, "saved"))
+    local summary = events(out)[#events(out)]
+    assert.same({ "summary", 2, 2, 0 }, { summary.event, summary.total, summary.counts.done, summary.counts.queued })
   end)
 
   case("takes an output that exists for a bad line, before anything is sent", function()

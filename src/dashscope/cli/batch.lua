@@ -275,7 +275,8 @@ function batch.run(ctx)
     report.failure(ctx, nil, err)
     return EXIT.failure
   end
-  for _, b in ipairs(outputs_unusable(ctx, m, journal)) do bads[#bads + 1] = b end
+  local unusable = outputs_unusable(ctx, m, journal) -- good lines to the manifest: in `count`
+  for _, b in ipairs(unusable) do bads[#bads + 1] = b end
   local skip = {}
   if #bads > 0 then
     table.sort(bads, function(a, b) return a.line < b.line end)
@@ -287,8 +288,7 @@ function batch.run(ctx)
     end
     for _, b in ipairs(bads) do skip[b.line] = true end
   end
-  local total = count
-  for _ in pairs(skip) do total = total - 1 end
+  local total = count - #unusable
   local view = batch_view.new { total = total, live = not ctx.opts.quiet and core.isatty(2),
                                 json = ctx.opts.json, quiet = ctx.opts.quiet }
   local again = { "batch", ctx.args[1] }
