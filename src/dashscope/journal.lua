@@ -152,7 +152,9 @@ local function ended(self, key, t, err)
     changes.c, changes.msg = tostring(err.code), tostring(err.message):sub(1, 300)
   end
   self:_write(key, changes) -- a failed write leaves it "submitted": the next run asks again
-  self._handles[key] = nil -- a batch of 10,000 keeps no handle of an ended task
+  -- A batch of 10,000 keeps the handles of ended tasks only until their video is saved: the handle
+  -- holds the video's URL, so that the download needs no status query on the busy /tasks quota.
+  if changes.s ~= "SUCCEEDED" then self._handles[key] = nil end
 end
 
 --- The task handle of job `key` (submitted, ended or saved), followed so that its end is written;
@@ -349,6 +351,7 @@ function Journal:download(key, path, opts)
     return nil, errors.with(err, { job_key = key })
   end
   self:_write(key, { st = "saved", p = path, n = core.file_check(path) })
+  self._handles[key] = nil
   return done
 end
 
