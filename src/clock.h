@@ -24,6 +24,10 @@ int ds_clock_lwallclock(lua_State *L);
 /* core.rusage() -> { user = seconds, system = seconds, maxrss = kilobytes } for this process. */
 int ds_clock_lrusage(lua_State *L);
 
+/* core.sleep(seconds): blocks this thread that long (at most a day; a signal ends it early). For
+ * the CLI's scheduler, whose threads all wait on timers; a client waits on its sockets instead. */
+int ds_clock_lsleep(lua_State *L);
+
 #pragma GCC visibility pop
 
 #endif

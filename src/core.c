@@ -3,8 +3,8 @@
  *
  * Owns process-wide setup (curl_global_init, once) and the table "dashscope.core" returns:
  * VERSION, curl_version, libcurl_version, isatty (here); new_transport, scrub, integers
- * (transport.c, scrub.c, integers.c); now, wallclock, rusage (clock.c); the local-file functions
- * of fs.c; parse_url and getdate (url.c); trap_signals and caught_signal (signals.c, for the CLI
+ * (transport.c, scrub.c, integers.c); now, wallclock, rusage, sleep (clock.c); the local-file
+ * functions of fs.c; open_log and sync_dir (logfile.c: the batch journal's file); parse_url and getdate (url.c); trap_signals and caught_signal (signals.c, for the CLI
  * only). It only opens those parts and requires nothing from Lua: the public module is
  * dashscope.lua, a Lua module over this one.
  */
@@ -18,6 +18,7 @@
 #include "core.h"
 #include "fs.h"
 #include "integers.h"
+#include "logfile.h"
 #include "request.h"
 #include "scrub.h"
 #include "signals.h"
@@ -53,11 +54,13 @@ DS_API int luaopen_dashscope_core(lua_State *L) {
   ds_scrub_open(L);    /* scrub: hides the keys transports hold */
   ds_integers_open(L); /* integers: a decoded answer's whole numbers as integers */
   ds_fs_open(L);       /* file_check, create_new, place, ...: see fs.h */
+  ds_logfile_open(L);  /* open_log, sync_dir: the batch journal's file (logfile.h) */
   ds_url_open(L);      /* parse_url, getdate */
   ds_signals_open(L);  /* trap_signals, caught_signal: for the CLI only */
   set_function(L, "now", ds_clock_lnow);
   set_function(L, "wallclock", ds_clock_lwallclock);
   set_function(L, "rusage", ds_clock_lrusage);
+  set_function(L, "sleep", ds_clock_lsleep);
   set_function(L, "isatty", l_isatty);
   lua_pushliteral(L, DS_VERSION);
   lua_setfield(L, -2, "VERSION");

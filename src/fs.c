@@ -76,8 +76,7 @@ int ds_fs_open_input(const char *path, struct stat *st, const char **what) {
   return fd;
 }
 
-/* The path argument: a string without NUL (misuse raises). */
-static const char *check_path(lua_State *L, int idx) {
+const char *ds_fs_check_path(lua_State *L, int idx) {
   size_t len;
   const char *path = luaL_checklstring(L, idx, &len);
   if (len == 0 || memchr(path, '\0', len) != NULL)
@@ -96,7 +95,7 @@ static int input_failed(lua_State *L, const char *what) {
 static int l_file_check(lua_State *L) {
   struct stat st;
   const char *what;
-  int fd = ds_fs_open_input(check_path(L, 1), &st, &what);
+  int fd = ds_fs_open_input(ds_fs_check_path(L, 1), &st, &what);
   if (fd < 0) return input_failed(L, what);
   close(fd);
   if (st.st_size <= 0) {
@@ -114,7 +113,7 @@ static int l_file_read(lua_State *L) {
   lua_Integer max = luaL_checkinteger(L, 2);
   luaL_Buffer b;
   size_t total = 0;
-  int fd = ds_fs_open_input(check_path(L, 1), &st, &what);
+  int fd = ds_fs_open_input(ds_fs_check_path(L, 1), &st, &what);
   if (fd < 0) return input_failed(L, what);
   luaL_buffinit(L, &b);
   for (;;) {
@@ -144,7 +143,7 @@ static int l_file_read(lua_State *L) {
 
 static int l_file_exists(lua_State *L) {
   struct stat st;
-  if (lstat(check_path(L, 1), &st) == 0) {
+  if (lstat(ds_fs_check_path(L, 1), &st) == 0) {
     lua_pushboolean(L, 1);
     return 1;
   }
@@ -215,7 +214,7 @@ static int fd_tostring(lua_State *L) {
  * The mode is 0666 less the umask, as for any file the user creates (the video is theirs to
  * share); the safety comes from O_EXCL|O_NOFOLLOW and the caller's unpredictable name. */
 static int l_create_new(lua_State *L) {
-  const char *path = check_path(L, 1);
+  const char *path = ds_fs_check_path(L, 1);
   ds_fd *f = (ds_fd *)ds_newuserdata(L, sizeof *f);
   f->fd = -1;  /* safe state first: __gc closes nothing */
   ds_setmetatable(L, DS_FD_MT);
@@ -269,7 +268,7 @@ static int l_random_hex(lua_State *L) {
  * so a file that appeared at path meanwhile is never replaced ("exists"). A file system without
  * hard links falls back to a look, then rename. true, or nil, why [, "exists"]. */
 static int l_place(lua_State *L) {
-  const char *tmp = check_path(L, 1), *path = check_path(L, 2);
+  const char *tmp = ds_fs_check_path(L, 1), *path = ds_fs_check_path(L, 2);
   int overwrite = lua_toboolean(L, 3);
   if (!overwrite) {
     struct stat st;

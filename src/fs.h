@@ -24,6 +24,9 @@
  * to what it is ("a directory", "a FIFO", ...). */
 int ds_fs_open_input(const char *path, struct stat *st, const char **what);
 
+/* The path argument at idx: a non-empty string without NUL, else a misuse (raises). */
+const char *ds_fs_check_path(lua_State *L, int idx);
+
 /* Adds the file functions to the table on top of the stack (the core table) and registers the
  * Fd metatable: file_check, file_read, file_exists, create_new, random_hex, place, fileno. */
 void ds_fs_open(lua_State *L);

@@ -15,6 +15,7 @@ local waits = require("dashscope.waits")
 local listing = require("dashscope.listing")
 local localfile = require("dashscope.localfile")
 local misuse = require("dashscope.misuse")
+local journal = require("dashscope.journal")
 
 local client = {}
 
@@ -152,6 +153,14 @@ function Client:each_task(filter)
   checkself(self, "each_task")
   local iterator = listing.each_task(self._engine, filter)
   return iterator
+end
+
+--- client:journal(path, opts): jobs kept in a file that survives the process (see journal.lua):
+--- the Journal, locked by this process, or nil and err.
+function Client:journal(path, opts)
+  checkself(self, "journal")
+  local j, err = journal.open(self, path, opts)
+  return j, err
 end
 
 local SUBMIT_PATH = "/services/aigc/image2video/video-synthesis"

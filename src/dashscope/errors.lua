@@ -1,6 +1,7 @@
 -- The one error value of the client: what `nil, err` returns for failures of the network or the
 -- service. A table with `code`, `message`, `status`, `request_id`, `task_id`, `retryable` (and,
--- after retries, `attempts`), whose tostring reads `CODE: message (HTTP 401, request_id ...)`.
+-- after retries, `attempts`; on a submit that may have created its task, `task_may_exist`), whose
+-- tostring reads `CODE: message (HTTP 401, request_id ...)`.
 -- Misuse by the caller is not an error value: it raises (see check.lua).
 --
 -- No error shows the API key: errors.new passes every string of the value (every field, nested
@@ -49,6 +50,7 @@ function errors.closed(fields)
   if sent then
     fields.message = fields.message .. " while the submit was on its way, so the task may or may not"
       .. " have been created: client:tasks() on a new client lists recent tasks."
+    fields.task_may_exist = true
   end
   return errors.new(fields)
 end

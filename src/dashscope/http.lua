@@ -146,7 +146,7 @@ local function failure(purpose, terr)
   end
   -- Every failure after the body may have reached the service says so (docs/protocol.md §11)
   if purpose == "submit" and terr.sent and outcome ~= "aborted" then
-    e.message = e.message .. "." .. UNSURE
+    e.message, e.task_may_exist = e.message .. "." .. UNSURE, true
   end
   return errors.new(e)
 end
@@ -156,8 +156,8 @@ local function bad_response(purpose, status, why, request_id)
   if purpose == "submit" then
     message = message .. "." .. UNSURE
   end
-  return errors.new { code = "BadResponse", message = message, status = status,
-                      request_id = request_id, retryable = purpose == "query" }
+  return errors.new { code = "BadResponse", message = message, status = status, request_id = request_id,
+                      retryable = purpose == "query", task_may_exist = purpose == "submit" or nil }
 end
 
 local function snippet(text)
@@ -234,7 +234,7 @@ function http.classify(purpose, resp, terr, expect)
     e.code, e.message = "Unknown", snippet(resp.body)
   end
   if purpose == "submit" and resp.status >= 500 then
-    e.message = e.message .. UNSURE
+    e.message, e.task_may_exist = e.message .. UNSURE, true
   end
   return nil, errors.new(e), retry_after
 end

@@ -8,6 +8,7 @@
 -- detector = true under detect; sub for detect itself }.
 local dashscope = require("dashscope")
 local args = require("dashscope.cli.args")
+local batch = require("dashscope.cli.batch")
 local jobs = require("dashscope.cli.jobs")
 local tasks = require("dashscope.cli.tasks")
 local text = require("dashscope.cli.text")
@@ -60,6 +61,11 @@ end
 add(BY_NAME, ORDER, {
   name = "detect", args = { "MODEL" }, sub = DETECTORS, options = command_options(),
   summary = "check an image before a job of MODEL (" .. table.concat(text.sorted_keys(DETECTORS), " or ") .. ")",
+})
+
+add(BY_NAME, ORDER, {
+  name = "batch", args = { "MANIFEST" }, options = command_options(nil, batch.OPTIONS), run = batch.run,
+  summary = "run every job of a manifest (JSON Lines or CSV); the same command again resumes after any interruption",
 })
 
 add(BY_NAME, ORDER, {

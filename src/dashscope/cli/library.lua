@@ -48,8 +48,10 @@ function library.call(ctx, fn, ...)
 end
 
 --- A client for the run's global options: the module reads the key file (--api-key-file).
-function library.client(ctx)
+--- `extra`: more options (the batch's `sleep`).
+function library.client(ctx, extra)
   local opts = { user_agent = text.PROG .. "-cli" }
+  for k, v in pairs(extra or {}) do opts[k] = v end
   if ctx.opts.base_url then opts.base_url = ctx.opts.base_url end
   if ctx.opts.api_key_file then opts.api_key_file = ctx.opts.api_key_file end
   if ctx.opts.quota then opts.quota = ctx.opts.quota end

@@ -18,16 +18,18 @@ local active -- the reporter in use, whose live line an error message must first
 local function columns()
   local n = tonumber(os.getenv("COLUMNS") or "")
   if not n then
-    local p = io.popen("stty size </dev/tty 2>/dev/null")
+    local p = io.popen("stty size 2>/dev/null </dev/tty")
     n = p and tonumber((p:read("*a") or ""):match("^%d+ (%d+)"))
     if p then p:close() end
   end
   return (n and n > 0) and n or 80
 end
 
---- A reporter for this run (the one in use from now on); `quiet` shows nothing but errors.
-function report.new(quiet)
-  local live = not quiet and core.isatty(2)
+--- A reporter for this run (the one in use from now on); `quiet` shows nothing but errors; `live`
+--- (default: whether stderr is a terminal) draws the live line.
+function report.new(quiet, live)
+  if live == nil then live = core.isatty(2) end
+  live = not quiet and live
   active = setmetatable({
     quiet = quiet, live = live, width = live and math.max(columns() - 1, 20) or 79, shown = nil, turn = 0,
   }, Reporter)
