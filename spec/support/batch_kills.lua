@@ -20,13 +20,13 @@ batch_kills.POINTS = { "start", "submit", "random", "submit", "ended", "download
 local RERUNS = 6
 local RUN_SECONDS = 30
 
--- The journal's record kinds (src/dashscope/journal_log.lua): the member naming it, and the
--- names of an intent, an end and a download's record.
+-- A journal record's kind: the job's new state (src/dashscope/journal_log.lua: { k = key, st =
+-- state, ... }; src/dashscope/journal.lua writes "sending" before a submit, "ended", "saved").
 local function kind(record)
-  return type(record) == "table" and (record.op or record.kind or record.type or record.event) or nil
+  return type(record) == "table" and record.st or nil
 end
-local INTENT = { intent = true, sending = true, submit = true }
-local ENDED = { ["end"] = true, ended = true }
+local INTENT = { sending = true }
+local ENDED = { ended = true }
 local SAVED = { saved = true }
 
 local function has_partial(dir)
@@ -73,14 +73,12 @@ local function one_run(w, point)
     local new = fresh(w)
     if point and due(point, w, new) then
       local last = w.tail:last()
-      local key = point == "submit" and last.record.key or nil
+      local key = point == "submit" and last.record.k or nil
       -- a submit is killed within the server's latency (its answer not read), or just before it
       -- leaves; a download or a record after a moment of its own
       batch_run.sleep(point == "submit" and math.random() * 0.15 or math.random() * 0.02)
-      local submits = point == "submit" and helper.stats().submits or nil
       local status = run:kill()
-      return { run = run, point = point, status = status, killed = status == 137, key = key,
-               created_before_kill = submits }
+      return { run = run, point = point, status = status, killed = status == 137, key = key }
     end
     local status = run:status()
     if status then return { run = run, point = point, status = status, killed = false } end
@@ -90,12 +88,14 @@ local function one_run(w, point)
   error(("run %s did not end within %d s; stderr:\n%s"):format(tostring(point), RUN_SECONDS, run:stderr()))
 end
 
--- The server for the case: quotas on, short jobs, answers held back, videos of `size` bytes,
--- a third of the result downloads held 0.3 s before they start (seeded).
+-- The server for the case: quotas on, short jobs, answers held back, videos of `size` bytes;
+-- a third of the downloads held 0.3 s before they start, and a tenth of the submits' answers lost
+-- (the task created: an ambiguous job within a run), drawn from `seed`.
 local function configure(seed, size)
   helper.reset { rate_limits = true, concurrency = 0, latency = 0.2, result_size = size,
                  durations = { pending = 0, pre_processing = 0, running = 0.3, post_processing = 0 } }
-  helper.set_faults({ { match = "result", kind = "slow", delay = 0.3, probability = 0.3 } }, seed)
+  helper.set_faults({ { match = "result", kind = "slow", delay = 0.3, probability = 0.3 },
+                      { match = "submit", kind = "lost", probability = 0.1 } }, seed)
 end
 
 -- The keys a list of ambiguous entries names (strings or { key = ... }).
@@ -106,23 +106,32 @@ local function keys_of(list, into)
   return into
 end
 
+-- Whether a run from the `i`th on said that job `key` was resolved (or, with `ambiguous`, called
+-- it ambiguous).
+local function said(runs, i, key, ambiguous)
+  for j = i, #runs do
+    for _, e in ipairs(runs[j].events) do
+      if e.key == key and (e.event == "resolved" or (ambiguous and e.event == "ambiguous")) then return true end
+    end
+  end
+  return false
+end
+
 -- Every job an event called ambiguous was resolved in that run or a later one, or reported in the
--- summary of a run that exited 3 (DESIGN13.md); each run's cut-off submit was seen by the next.
+-- summary of a run that exited 3 (DESIGN13.md); a submit cut off by a kill was settled by a later
+-- run, which said so.
 local function check_ambiguous(runs)
   for i, r in ipairs(runs) do
+    if r.key then
+      assert(said(runs, i + 1, r.key, true), ("run %d: the cut-off submit of %s never resolved nor reported"):format(i, r.key))
+    end
     local ambiguous, reported = {}, {}
     for _, e in ipairs(r.events) do
       if e.event == "ambiguous" then ambiguous[e.key] = true end
       if e.event == "summary" then keys_of(e.ambiguous, reported) end
     end
     for key in pairs(ambiguous) do
-      local resolved = false
-      for j = i, #runs do
-        for _, e in ipairs(runs[j].events) do
-          if e.event == "resolved" and e.key == key then resolved = true end
-        end
-      end
-      assert(resolved or (reported[key] and r.status == 3),
+      assert(said(runs, i, key) or (reported[key] and r.status == 3),
         ("run %d: job %s ambiguous, neither resolved later nor reported with exit 3"):format(i, tostring(key)))
     end
   end
@@ -134,30 +143,65 @@ local function describe_runs(seed, runs)
   for i, r in ipairs(runs) do
     local kinds = {}
     for _, e in ipairs(r.events) do kinds[e.event or "?"] = (kinds[e.event or "?"] or 0) + 1 end
-    local said = {}
-    for k, n in pairs(kinds) do said[#said + 1] = k .. " " .. n end
-    table.sort(said)
-    lines[#lines + 1] = ("  run %d at %s: exit %d%s%s; events: %s"):format(i, tostring(r.point or "its end"),
-      r.status, r.killed and " (killed)" or "", r.key and (", submit of " .. tostring(r.key) .. " cut off, "
-      .. tostring(r.created_before_kill) .. " tasks created then") or "", table.concat(said, ", "))
+    local counts, settled = {}, {}
+    for k, n in pairs(kinds) do counts[#counts + 1] = k .. " " .. n end
+    table.sort(counts)
+    for _, e in ipairs(r.events) do
+      if e.event == "resolved" or e.event == "ambiguous" or e.event == "failed" then
+        settled[#settled + 1] = ("%s %s: %s"):format(e.event, tostring(e.key),
+          tostring(e.task_id or e.status or (e.error and e.error.code)))
+      end
+      if e.event == "failed" and e.error then settled[#settled] = settled[#settled] .. " " .. tostring(e.error.message) end
+    end
+    for key, id in pairs(r.claims or {}) do settled[#settled + 1] = ("then claimed %s: %s"):format(key, tostring(id)) end
+    lines[#lines + 1] = ("  run %d at %s: exit %d%s%s; events: %s%s"):format(i, tostring(r.point or "its end"),
+      r.status, r.killed and " (killed)" or "", r.key and (", submit of " .. tostring(r.key) .. " cut off") or "",
+      table.concat(counts, ", "), #settled > 0 and "; " .. table.concat(settled, "; ") or "")
   end
   io.stderr:write(table.concat(lines, "\n"), "\n")
 end
 
---- Runs the case: o = { dir, seed, manifest, video_size, env }. Raises what failed.
+-- What a user does with the jobs a run reported ambiguous (DESIGN13.md: journal:claim): each is
+-- given the server's task made from its inputs (`input_of(key)`: its image_url), or none. The
+-- claims, by key.
+local function claim_reported(w, r)
+  local reported = {}
+  for _, e in ipairs(r.events) do
+    if e.event == "summary" then keys_of(e.ambiguous, reported) end
+  end
+  if r.status ~= 3 or next(reported) == nil then return nil end
+  local by_input = {}
+  for _, t in ipairs(helper.control("GET", "/tasks")) do
+    by_input[t.input.image_url] = by_input[t.input.image_url] or t.task_id
+  end
+  local client = helper.client()
+  local journal = assert(client:journal(w.journal))
+  local claims = {}
+  for key in pairs(reported) do
+    claims[key] = by_input[w.input_of(key)] or false
+    assert(journal:claim(key, claims[key]))
+  end
+  journal:close()
+  client:close()
+  return claims
+end
+
+--- Runs the case: o = { dir, seed, manifest, video_size, env, input_of }. Raises what failed.
 function batch_kills.run(o)
   math.randomseed(o.seed)
   configure(o.seed, o.video_size)
-  local w = { dir = o.dir, out = o.dir .. "/out", env = o.env, seen = {},
-              argv = { "batch", o.manifest, "--json", "--settle", "1" },
+  local w = { dir = o.dir, out = o.dir .. "/out", env = o.env, seen = {}, input_of = o.input_of,
+              argv = { "batch", o.manifest, "--json", "--settle", "1" }, journal = o.manifest .. ".journal",
               tail = batch_run.tail(o.manifest .. ".journal") }
   local runs, started = {}, core.now()
   for _, point in ipairs(batch_kills.POINTS) do runs[#runs + 1] = one_run(w, point) end
-  for _ = 1, RERUNS do
-    runs[#runs + 1] = one_run(w, nil)
-    if runs[#runs].status == 0 then break end
-  end
   for _, r in ipairs(runs) do r.events = r.run:events() end
+  for _ = 1, RERUNS do
+    local r = one_run(w, nil)
+    runs[#runs + 1], r.events = r, r.run:events()
+    if r.status == 0 then break end
+    r.claims = claim_reported(w, r)
+  end
   describe_runs(o.seed, runs)
   io.stderr:write(("batch kills: %d runs, %.1f s\n"):format(#runs, core.now() - started))
   local last = runs[#runs]
