@@ -51,6 +51,7 @@ local function generate()
   parts[#parts + 1] = "### `task:wait` options\n\n" .. table_of(task.WAIT_OPTIONS)
   parts[#parts + 1] = "### `task:download` options\n\n" .. table_of(require("dashscope.download").OPTIONS)
   parts[#parts + 1] = "### `client:tasks` / `client:each_task` filter\n\n" .. table_of(require("dashscope.listing").TASK_FILTER)
+  parts[#parts + 1] = "### `client:journal` options\n\n" .. table_of(require("dashscope.journal").OPTIONS)
   local names = {}
   for name in pairs(models) do names[#names + 1] = name end
   table.sort(names)

@@ -75,12 +75,14 @@ describe("a journal", function()
     local t = assert(journal:submit("a", "liveportrait", FIELDS(1)))
     assert(t:wait())
     journal:close()
-    append(path, json.encode { k = "a", saving = path .. ".mp4" } .. "\n") -- the run stopped here...
-    helper.write_file(path .. ".mp4", "whole video") -- ...after its rename
+    append(path, json.encode { k = "a", saving = path .. ".mp4", tmp = path .. ".part-1" } .. "\n") -- the run stopped
+    helper.write_file(path .. ".part-1", "half a vid") -- here, its temporary file left...
+    helper.write_file(path .. ".mp4", "whole video") -- ...or just after its rename
     journal = assert(client:journal(path))
     local before = #helper.requests("/results/")
     assert.equal(path .. ".mp4", journal:download("a", path .. ".mp4"))
     assert.same({ "saved", 11 }, { journal:job("a").state, journal:job("a").bytes })
+    assert.is_nil(helper.read_file(path .. ".part-1"))
     assert.equal(before, #helper.requests("/results/"))
   end)
 

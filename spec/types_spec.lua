@@ -24,6 +24,8 @@ local SURFACES = {
     get = function(s) return s.client end },
   { class = "dashscope.Task", label = "a task handle", prefix = "task:", method = true,
     get = function(s) return s.task end },
+  { class = "dashscope.Journal", label = "a journal", prefix = "journal:", method = true,
+    get = function(s) return s.journal end },
   { class = "dashscope.uv", label = 'require("dashscope.uv")', prefix = "uv.", method = false,
     get = function(s) return s.uv end },
   { class = "dashscope.uv.Driver", label = "a dashscope.uv driver", prefix = "driver:", method = true,
@@ -35,6 +37,7 @@ for _, surface in ipairs(SURFACES) do SURFACE_OF[surface.class] = surface end
 -- Functions that return nothing: they alone have no ---@return.
 local RETURNS_NOTHING = {
   ["dashscope.Client:close"] = true,
+  ["dashscope.Journal:close"] = true,
   ["dashscope.uv.Driver:kick"] = true,
   ["dashscope.uv.Driver:detach"] = true,
 }
@@ -350,6 +353,8 @@ local function surfaces()
     made = { module = dashscope }
     made.client = dashscope.new { api_key = "sk-test", base_url = "http://127.0.0.1:9/api/v1" }
     made.task = made.client:task("some-id")
+    made.journal_path = os.tmpname()
+    made.journal = assert(made.client:journal(made.journal_path))
     made.uv = require("dashscope.uv")
     made.driver = made.uv.attach(made.client, fake_uv(), { on_error = function() end })
   end

@@ -46,6 +46,12 @@
 ---| "TooLarge" # task:download: the video is larger than opts.max_download; nothing is kept
 ---| "ReadError" # a dashscope.file could not be uploaded as checked (deleted, truncated or grown since); nothing submitted
 ---| "ResultExpired" # task:download: the video URL has expired (results are kept 24 h)
+---| "JournalBusy" # client:journal: another journal holds the file
+---| "JournalDamaged" # client:journal: not a journal, or a line other than a torn last one does not read
+---| "JournalError" # the journal's file could not be opened, read or written; nothing was sent after a failed write
+---| "Ambiguous" # a journal's job was sent and its answer never read; the task list does not settle it (yet: retry_in; or candidates)
+---| "JobChanged" # journal:submit: the key was sent before with other fields; nothing sent
+---| "NoTask" # journal:download: the job has no task
 ---| "InvalidApiKey" # 401
 ---| "AccessDenied" # 403
 ---| "ModelNotFound" # 404
@@ -149,6 +155,32 @@
 ---@field allow_http? boolean permit a plain http:// base_url to a host other than loopback: the API key then crosses the network unencrypted (default false)
 
 ---What `on_warning` is told besides the message.
+---Options of `client:journal`.
+---@class dashscope.JournalOptions
+---@field settle? number seconds after an unanswered submit ended (or the journal was reopened after a crash) before a task list without its task means it was never created (default 15)
+
+---What a journal knows of one job (`journal:job`).
+---@class dashscope.JournalJob
+---@field key string the job's key
+---@field state dashscope.JobState
+---@field method? string the model method it was sent with
+---@field model? string its model
+---@field task_id? string its task, once known
+---@field status? string the task's status when it ended
+---@field path? string where its video was saved
+---@field bytes? integer the saved video's size
+---@field at? number when its submit was sent (wall clock, seconds)
+---@field error? { code: string, message: string } why it failed, was refused, or is ambiguous
+
+---@alias dashscope.JobState
+---| "new" # never sent, or certainly never created
+---| "sending" # its submit is on its way
+---| "ambiguous" # sent, its answer never read: the task may exist
+---| "submitted" # its task id is known
+---| "ended" # its task ended (status, and error when not SUCCEEDED)
+---| "saved" # its video is on disk (path, bytes)
+---| "refused" # the service refused its submit (4xx) and created nothing
+
 ---@class dashscope.Warning
 ---@field code "QuotaStoreDown"|"QuotaStoreBack"
 ---@field store string the store, as "redis://host:port/db" (never its password) or "shared dict"
@@ -185,6 +217,7 @@
 ---@field timeout? number seconds for the whole transfer, retries included, at least 0.001 (default 3600; Timeout); an unfinished task is waited for first, within the client's wait_timeout, not counted here
 ---@field overwrite? boolean replace an existing file at path (default false: that is an error, FileExists); not with a file handle
 ---@field max_download? integer bytes, at least 1: a larger video is refused (TooLarge) and nothing is kept (default: no cap)
+---@field on_temp? fun(tmp_path: string) called once the temporary file beside path exists, before a byte is written to it (a journal writes its name down, so that a run killed during the download can remove it); not with a file handle
 
 ---The filter of `client:tasks` and `client:each_task`, all optional (the service's default: the
 ---last 24 h, page 1 of 10).
@@ -335,6 +368,10 @@
 ---@field retryable boolean whether trying again later may succeed
 ---@field attempts? integer how many times the request was sent
 ---@field detect? dashscope.EmojiDetectResult client:emoji without boxes: the detect result of a face that did not pass
+---@field task_may_exist? true a submit that failed after its body may have reached the service: the task may exist
+---@field job_key? string a journal's error: the key of the job
+---@field retry_in? number `Ambiguous`: seconds after which asking again may settle the job
+---@field candidates? string[] `Ambiguous`: the task ids the job's task could be (journal:claim one)
 
 -- The model contracts (dashscope.models): read-only data
 
@@ -422,6 +459,13 @@ function dashscope.range_text(rule) end
 ---@overload fun(): dashscope.Client
 ---@nodiscard
 function dashscope.new(opts) end
+
+---Checks a job's fields as `client[method]` would, sending nothing: true, or raises the same
+---misuse (naming the field and the rule). A batch checks every job before its first submit.
+---@param method string a model method: "videoretalk", "emoji", "liveportrait" or a detector's
+---@param fields table the flat table of fields
+---@return true
+function dashscope.check(method, fields) end
 
 ---A local file for a URL field (or `client:submit`'s input): the only way a local file enters a
 ---job. Checked now, opened without blocking: raises unless `path` is a readable, non-empty regular
@@ -565,6 +609,14 @@ function Client:sockets() end
 ---@return number delay seconds until the client next has work
 function Client:socket_ready(fd, readable, writable) end
 
+---Jobs kept in a file that survives the process: opens (creates) the journal at `path`, locked by
+---this process until closed. See the reference's **Journal**.
+---@param path string
+---@param opts? dashscope.JournalOptions
+---@return dashscope.Journal? journal
+---@return dashscope.Error? err JournalBusy, JournalDamaged or JournalError
+function Client:journal(path, opts) end
+
 ---Where the client's quotas are kept, and whether a shared store is in use now.
 ---@return dashscope.QuotaStore
 ---@nodiscard
@@ -643,5 +695,81 @@ function Task:download(path, opts) end
 ---@return dashscope.Progress progress
 ---@nodiscard
 function Task:progress() end
+
+-- Journal
+
+---Jobs that survive the process (`client:journal(path)`): each submit's intent is written before it
+---is sent and its task id as soon as the answer is read; reopened, the journal gives every job
+---back, and `submit` with the same key never sends a job twice.
+---@class dashscope.Journal
+---@field path string the journal's file
+local Journal = {}
+
+---The job's task: the first time, writes the intent, sends `client[method](fields)` and writes its
+---task id; afterwards the same task, with no request. An ambiguous job is settled first.
+---@param key string the job's key (1 to 1024 bytes, no control characters)
+---@param method "videoretalk"|"emoji"|"liveportrait"
+---@param fields table the model's flat table of fields
+---@return dashscope.Task? task
+---@return dashscope.Error? err also Ambiguous, JobChanged, JournalError
+function Journal:submit(key, method, fields) end
+
+---What the journal knows of job `key`, or nil.
+---@param key string
+---@return dashscope.JournalJob?
+---@nodiscard
+function Journal:job(key) end
+
+---Every job, in the order first written: `for key, job in journal:jobs() do`.
+---@return fun(): string?, dashscope.JournalJob?
+function Journal:jobs() end
+
+---The task handle of a job with a task (its end is written when the client hears it), or nil.
+---@param key string
+---@return dashscope.Task?
+function Journal:task(key) end
+
+---`task:download`, written down: a job saved to `path` before, whose file is still there with its
+---size, costs no request.
+---@param key string
+---@param path string
+---@param opts? dashscope.DownloadOptions
+---@return string? path
+---@return dashscope.Error? err
+function Journal:download(key, path, opts) end
+
+---Settles an ambiguous job from the task list: "submitted" (its task was found) or "new" (it was
+---never created); other states come back as they are.
+---@param key string
+---@return dashscope.JobState? state
+---@return dashscope.Error? err Ambiguous (retry_in, candidates)
+function Journal:resolve(key) end
+
+---Your answer for an ambiguous job: its task is `task_id`, or (`false`) it was never created.
+---@param key string
+---@param task_id string|false
+---@return true|nil ok
+---@return dashscope.Error? err JournalError
+function Journal:claim(key, task_id) end
+
+---A job that ended without success (or that the service refused) becomes new: the next `submit`
+---sends it again; its old task stays claimed.
+---@param key string
+---@return true|nil ok
+---@return dashscope.Error? err JournalError
+function Journal:retry(key) end
+
+---Rewrites the journal with one record per job, in one rename.
+---@return true|nil ok
+---@return dashscope.Error? err JournalError
+function Journal:compact() end
+
+---The journal file's size, bytes.
+---@return integer
+---@nodiscard
+function Journal:size() end
+
+---Closes the file and its lock (idempotent; `<close>` on Lua 5.4). The jobs' tasks go on.
+function Journal:close() end
 
 return dashscope

@@ -29,6 +29,7 @@ local OPTIONS = {
   { name = "timeout", type = "number", min = 0.001, doc = "seconds for the whole transfer, retries included (default 3600; Timeout); an unfinished task is waited for first, within the client's wait_timeout, not counted here" },
   { name = "overwrite", type = "boolean", doc = "replace an existing file at path (default false: that is an error); not with a file handle" },
   { name = "max_download", type = "integer", min = 1, doc = "bytes: a larger video is refused (TooLarge) and nothing is kept (default: no cap)" },
+  { name = "on_temp", type = "function", doc = "function(tmp_path) called once the temporary file beside path exists, before a byte is written to it (a journal writes its name down, so that a run killed during the download can remove it); not with a file handle" },
 }
 download.OPTIONS = OPTIONS
 
@@ -164,6 +165,7 @@ local function to_file(t, video_url, path, o, made)
     return fail("WriteError", "cannot write beside " .. path .. ": " .. tostring(why), t)
   end
   local fd = made.fd
+  if o.on_temp then o.on_temp(made.tmp) end
   local resp, ferr = transfer(t, video_url, fd:fileno(), o, false)
   if not resp then
     return nil, ferr
@@ -188,8 +190,8 @@ end
 function download.run(t, path, opts)
   local out, stream = destination(path)
   local o = check.fields(OPTIONS, opts or {}, "task:download")
-  if stream and o.overwrite ~= nil then
-    check.fail("task:download", "overwrite is for a path, not a file handle")
+  if stream and (o.overwrite ~= nil or o.on_temp) then
+    check.fail("task:download", (o.on_temp and "on_temp" or "overwrite") .. " is for a path, not a file handle")
   end
   if not t:ended() then
     local done, err = t:wait()

@@ -57,11 +57,11 @@ end
 
 -- Replays one record into the job table.
 local function apply(self, r)
-  local job = self.by_key[r.k]
+  local job = self._by_key[r.k]
   if not job then
     job = { key = r.k }
-    self.by_key[r.k] = job
-    self.order[#self.order + 1] = r.k
+    self._by_key[r.k] = job
+    self._order[#self._order + 1] = r.k
   end
   if r.st == "new" and job.id then -- retried: its old task still counts as claimed
     job.old = (job.old and job.old .. "," or "") .. job.id
@@ -70,17 +70,16 @@ local function apply(self, r)
   for field, value in pairs(r) do
     if field ~= "k" then job[field] = value end
   end
-  if job.id then self.claimed[job.id] = r.k end
-  for id in (r.old or ""):gmatch("[^,]+") do self.claimed[id] = r.k end
+  if job.id then self._claimed[job.id] = r.k end
+  for id in (r.old or ""):gmatch("[^,]+") do self._claimed[id] = r.k end
   if not STATES[job.st] then job.st = "ambiguous" end -- a state this version does not know: never resend
 end
 
 -- Writes `changes` to job `key` (created when new): durable before it returns; true, or nil, err.
 function Journal:_write(key, changes)
   changes.k = key
-  local ok, err = journal_log.append(self.log, changes, self.path)
+  local ok, err = journal_log.append(self._log, changes, self.path)
   if not ok then return nil, err end
-  self.written = self.written + 1
   apply(self, changes)
   return true
 end
@@ -93,24 +92,24 @@ function journal.open(client, path, opts)
   end
   local o = check.fields(journal.OPTIONS, opts or {}, "client:journal")
   local self = setmetatable({
-    client = client, path = path, settle = o.settle or DEFAULT_SETTLE, opened_at = now(),
-    by_key = {}, order = {}, claimed = {}, handles = {}, written = 0,
+    path = path, _client = client, _settle = o.settle or DEFAULT_SETTLE, _opened_at = now(),
+    _by_key = {}, _order = {}, _claimed = {}, _handles = {},
   }, Journal)
   local log, err = journal_log.open(path, function(r) apply(self, r) end)
   if not log then return nil, err end
-  self.log = log
-  for _, job in pairs(self.by_key) do
+  self._log = log
+  for _, job in pairs(self._by_key) do
     if job.st == "sending" then job.st = "ambiguous" end -- its process is gone: we hold the lock
   end
   return self
 end
 
 function Journal:__tostring()
-  return string.format("dashscope.Journal (%s, %d jobs%s)", self.path, #self.order, self.log and "" or ", closed")
+  return string.format("dashscope.Journal (%s, %d jobs%s)", self.path, #self._order, self._log and "" or ", closed")
 end
 
 local function open(self, what)
-  if not self.log then check.fail(what, "the journal is closed", nil, "closed") end
+  if not self._log then check.fail(what, "the journal is closed", nil, "closed") end
 end
 
 -- What a job is, for the user: a copy, with the record's short names spelled out.
@@ -127,7 +126,7 @@ end
 --- at (when its submit was sent, wall clock), error = { code, message } }, or nil.
 function Journal:job(key)
   open(self, "journal:job")
-  local job = self.by_key[key]
+  local job = self._by_key[key]
   return job and view(job)
 end
 
@@ -137,15 +136,15 @@ function Journal:jobs()
   local i = 0
   return function()
     i = i + 1
-    local key = self.order[i]
-    if key then return key, view(self.by_key[key]) end
+    local key = self._order[i]
+    if key then return key, view(self._by_key[key]) end
   end
 end
 
 -- Records the end of a task this journal follows (a watcher's on_done).
 local function ended(self, key, t, err)
-  local job = self.by_key[key]
-  if not self.log or not job or job.id ~= t.id or not TERMINAL[t:status()] or job.st ~= "submitted" then
+  local job = self._by_key[key]
+  if not self._log or not job or job.id ~= t.id or not TERMINAL[t:status()] or job.st ~= "submitted" then
     return
   end
   local changes = { st = "ended", s = t:status() }
@@ -153,20 +152,21 @@ local function ended(self, key, t, err)
     changes.c, changes.msg = tostring(err.code), tostring(err.message):sub(1, 300)
   end
   self:_write(key, changes) -- a failed write leaves it "submitted": the next run asks again
+  self._handles[key] = nil -- a batch of 10,000 keeps no handle of an ended task
 end
 
 --- The task handle of job `key` (submitted, ended or saved), followed so that its end is written;
 --- nil for a job without a task.
 function Journal:task(key)
   open(self, "journal:task")
-  local job = self.by_key[key]
+  local job = self._by_key[key]
   if not job or not HAS_TASK[job.st] then return nil end
-  local t = self.handles[key]
+  local t = self._handles[key]
   if t and t.id == job.id then return t end
-  t = self.client:task(job.id, models[job.m] and models[job.m].model)
-  self.handles[key] = t
+  t = self._client:task(job.id, models[job.m] and models[job.m].model)
+  self._handles[key] = t
   if job.st == "submitted" then
-    self.client:watch(t, { on_done = function(done, _, err) ended(self, key, done, err) end })
+    self._client:watch(t, { on_done = function(done, _, err) ended(self, key, done, err) end })
   end
   return t
 end
@@ -179,11 +179,11 @@ end
 -- Another job of `model` whose task may be among those found for window [from, to]: one whose
 -- submit is on its way here (its answer will claim it), or another ambiguous one of that window.
 local function rival(self, job, from, to)
-  for _, other in pairs(self.by_key) do
+  for _, other in pairs(self._by_key) do
     if other ~= job and other.m and models[other.m].model == models[job.m].model then
       if other.st == "sending" then return "a submit of the same model is on its way" end
       if other.st == "ambiguous" then
-        local o_from, o_to = journal_resolve.window(other, self.opened_at, SKEW)
+        local o_from, o_to = journal_resolve.window(other, self._opened_at, SKEW)
         if journal_resolve.overlap(from, to, o_from, o_to) then return "job " .. other.key .. " is ambiguous too" end
       end
     end
@@ -197,21 +197,21 @@ end
 --- Other states are returned as they are.
 function Journal:resolve(key)
   open(self, "journal:resolve")
-  local job = self.by_key[key]
+  local job = self._by_key[key]
   if not job or job.st ~= "ambiguous" then return job and job.st end
-  local from, to = journal_resolve.window(job, self.opened_at, SKEW)
+  local from, to = journal_resolve.window(job, self._opened_at, SKEW)
   local busy = rival(self, job, from, to)
   if busy and busy:find("on its way") then
     return ambiguous(job, busy .. "; asked again once it is answered", { retryable = true, retry_in = 1 })
   end
   local model = models[job.m].model
-  local found, err = journal_resolve.unclaimed(self.client, model, from, to, self.claimed)
+  local found, err = journal_resolve.unclaimed(self._client, model, from, to, self._claimed)
   if not found then return nil, errors.with(err, { job_key = key }) end
   if #found == 1 and not busy then
     self:_write(key, { st = "submitted", id = found[1], how = "found in the task list" })
     return "submitted"
   elseif #found == 0 then
-    local wait = (job.e or self.opened_at) + self.settle - now()
+    local wait = (job.e or self._opened_at) + self._settle - now()
     if wait > 0 then
       return ambiguous(job, string.format("no task yet; the list is asked again in %.1f s", wait),
         { retryable = true, retry_in = wait })
@@ -228,7 +228,7 @@ end
 --- task_id (which no other job may claim), or (false) it was never created and may be sent again.
 function Journal:claim(key, task_id)
   open(self, "journal:claim")
-  local job = self.by_key[key]
+  local job = self._by_key[key]
   if not job or job.st ~= "ambiguous" then
     check.fail("journal:claim", "job " .. tostring(key) .. " is not ambiguous (" .. (job and job.st or "unknown") .. ")",
       "key", "invalid")
@@ -239,8 +239,8 @@ function Journal:claim(key, task_id)
   if type(task_id) ~= "string" or not task_id:find("^[%w%-_]+$") then
     check.fail("journal:claim", "task_id must be a task id string, or false", "task_id", "invalid")
   end
-  if self.claimed[task_id] then
-    check.fail("journal:claim", "task " .. task_id .. " belongs to job " .. self.claimed[task_id], "task_id", "invalid")
+  if self._claimed[task_id] then
+    check.fail("journal:claim", "task " .. task_id .. " belongs to job " .. self._claimed[task_id], "task_id", "invalid")
   end
   return self:_write(key, { st = "submitted", id = task_id, how = "claimed by the user" })
 end
@@ -259,7 +259,7 @@ local function sent(self, key, t, err)
   if t then
     local ok, werr = self:_write(key, { st = "submitted", id = t.id, s = t:status() })
     if not ok then return nil, werr end -- (the task goes on: the next run finds it in the list)
-    self.handles[key] = nil
+    self._handles[key] = nil
     return self:task(key)
   end
   local changes = { c = tostring(err.code), msg = tostring(err.message):sub(1, 300), e = now() }
@@ -288,7 +288,7 @@ function Journal:submit(key, method, fields)
   end
   check.fields(contract.fields, fields, method) -- misuse raises before anything is written
   local d = digest(method, fields)
-  local job = self.by_key[key]
+  local job = self._by_key[key]
   if job and job.st ~= "new" and job.d and job.d ~= d then
     return nil, errors.new { code = "JobChanged", job_key = key, task_id = job.id, message = "job " .. key
       .. " was submitted earlier with other fields: give the new job a key of its own" }
@@ -303,7 +303,7 @@ function Journal:submit(key, method, fields)
   if state == "refused" or state == "sending" then return nil, not_sendable(job) end
   local ok, werr = self:_write(key, { st = "sending", m = method, t = now(), d = d })
   if not ok then return nil, werr end
-  local t, err = self.client[method](self.client, fields)
+  local t, err = self._client[method](self._client, fields)
   return sent(self, key, t, err)
 end
 
@@ -313,7 +313,10 @@ end
 function Journal:download(key, path, opts)
   open(self, "journal:download")
   check_key(key, "journal:download")
-  local job = self.by_key[key]
+  if type(path) ~= "string" or path == "" then
+    check.fail("journal:download", "path must be a non-empty string (got " .. type(path) .. ")", "path", "invalid")
+  end
+  local job = self._by_key[key]
   if job and job.st == "saved" and job.p == path and core.file_check(path) == job.n then
     return path
   end
@@ -323,19 +326,29 @@ function Journal:download(key, path, opts)
       message = "job " .. key .. " has no task to download (" .. (job and job.st or "unknown") .. ")" }
   end
   if job.saving == path and job.st ~= "saved" then
-    -- A download to `path` began in a run that stopped: a file there now was put in place whole
-    -- by that download (task:download writes a temporary file, then renames it).
+    -- A download to `path` began in a run that stopped: its temporary file goes, and a file at
+    -- `path` now was put in place whole by it (task:download writes the temporary file, then
+    -- renames it).
+    if job.tmp then os.remove(job.tmp) end
     local size = core.file_check(path)
     if size then
       self:_write(key, { st = "saved", p = path, n = size })
       return path
     end
   end
-  self:_write(key, { saving = path })
-  local done, err = t:download(path, opts)
-  if not done then return nil, errors.with(err, { job_key = key }) end
-  local size = type(path) == "string" and core.file_check(path) or nil
-  self:_write(key, { st = "saved", p = type(path) == "string" and path or nil, n = size })
+  local o = {}
+  for k, v in pairs(opts or {}) do o[k] = v end
+  local on_temp = o.on_temp
+  o.on_temp = function(tmp)
+    self:_write(key, { saving = path, tmp = tmp }) -- before a byte of it is written
+    if on_temp then on_temp(tmp) end
+  end
+  local done, err = t:download(path, o)
+  if not done then
+    if job.saving then self:_write(key, { saving = false, tmp = false }) end -- removed: nothing of ours is there
+    return nil, errors.with(err, { job_key = key })
+  end
+  self:_write(key, { st = "saved", p = path, n = core.file_check(path) })
   return done
 end
 
@@ -343,7 +356,7 @@ end
 --- the next journal:submit sends it again (its old task stays claimed).
 function Journal:retry(key)
   open(self, "journal:retry")
-  local job = self.by_key[key]
+  local job = self._by_key[key]
   local retryable = job and (job.st == "refused" or (job.st == "ended" and job.s ~= "SUCCEEDED"))
   if not retryable then
     check.fail("journal:retry", "only a job that ended without success, or was refused, can be retried (job "
@@ -355,7 +368,7 @@ end
 --- Bytes of the journal's file now.
 function Journal:size()
   open(self, "journal:size")
-  return self.log:size()
+  return self._log:size()
 end
 
 --- Rewrites the journal with one record per job (what a long run appended shrinks to what it
@@ -363,25 +376,25 @@ end
 function Journal:compact()
   open(self, "journal:compact")
   local records = {}
-  for i, key in ipairs(self.order) do
+  for i, key in ipairs(self._order) do
     local r = {}
-    for field, value in pairs(self.by_key[key]) do r[field] = value end
+    for field, value in pairs(self._by_key[key]) do r[field] = value end
     r.key, r.k = nil, key
-    if r.st == "saved" then r.saving = nil end -- the download it began has ended
+    if r.st == "saved" then r.saving, r.tmp = nil, nil end -- the download it began has ended
     records[i] = r
   end
   local log, err = journal_log.rewrite(self.path, records)
   if not log then return nil, err end
-  self.log:close()
-  self.log = log
+  self._log:close()
+  self._log = log
   return true
 end
 
 --- Closes the journal's file (and its lock). Idempotent; the jobs' tasks go on.
 function Journal:close()
-  if self.log then
-    self.log:close()
-    self.log = nil
+  if self._log then
+    self._log:close()
+    self._log = nil
   end
 end
 Journal.__close = Journal.close

@@ -7,6 +7,7 @@
 local core = require("dashscope.core")
 local args = require("dashscope.cli.args")
 local batch_view = require("dashscope.cli.batch_view")
+local signal_record = require("dashscope.cli.job") -- what a signal says: the command that resumes
 local jobs = require("dashscope.cli.jobs")
 local library = require("dashscope.cli.library")
 local report = require("dashscope.cli.report")
@@ -33,9 +34,9 @@ batch.OPTIONS = {
 -- How often the live view is redrawn, and how long an idle downloader naps, seconds.
 local TICK, NAP = 0.25, 0.05
 
--- Says each bad line as "MANIFEST:LINE: why", as a compiler does.
+-- Says each bad line: "MANIFEST: line N: why".
 local function say_bad(path, bads)
-  for _, b in ipairs(bads) do report.complain(path .. ":" .. b.line .. ": " .. b.message) end
+  for _, b in ipairs(bads) do report.complain(path .. ": " .. b.message) end
 end
 
 -- The manifest, checked: open, every line read; a bad line is a usage error unless --skip-bad.
@@ -235,9 +236,11 @@ local function outputs_unusable(ctx, m, journal)
     local job = entry and entry.output and journal:job(entry.key)
     local fresh = entry and entry.output and (not job or job.state == "new")
     if fresh and not ctx.opts.overwrite and core.file_exists(entry.output) then
-      bads[#bads + 1] = { line = entry.line, message = entry.output .. " exists (--overwrite replaces it)" }
+      bads[#bads + 1] = { line = entry.line, message = "line " .. entry.line .. ": " .. entry.output
+        .. " exists (--overwrite replaces it)" }
     elseif fresh and not writable(entry.output:match("^(.*)/[^/]*$") or ".", seen) then
-      bads[#bads + 1] = { line = entry.line, message = "cannot write " .. entry.output .. " (its directory is missing or read-only)" }
+      bads[#bads + 1] = { line = entry.line, message = "line " .. entry.line .. ": cannot write " .. entry.output
+        .. " (its directory is missing or read-only)" }
     end
   end
   return bads
@@ -286,6 +289,9 @@ function batch.run(ctx)
   for _ in pairs(skip) do total = total - 1 end
   local view = batch_view.new { total = total, live = not ctx.opts.quiet and core.isatty(2),
                                 json = ctx.opts.json, quiet = ctx.opts.quiet }
+  local again = { "batch", ctx.args[1] }
+  if ctx.opts.journal then again[3], again[4] = "--journal", ctx.opts.journal end
+  signal_record.resumes_with(again)
   local run = new_run(ctx, client, journal, view, total)
   local scheduler = threads.new(client)
   scheduler:spawn(submitter, run, m, skip)

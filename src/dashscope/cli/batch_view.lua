@@ -65,7 +65,10 @@ local DETAIL = {
     return "sent, its answer not read" .. (ev.error and ": " .. error_text(ev.error) or "")
   end,
   resolved = function(ev) return task_of(ev) end,
-  skipped = function(ev) return ev.error and error_text(ev.error) or "a bad line" end,
+  skipped = function(ev)
+    if ev.error then return error_text(ev.error) end
+    return ev.path and "already saved at " .. ev.path or "a bad line"
+  end,
 }
 
 -- The members of an event (or a failure) that may be shown, and nothing else.
@@ -157,7 +160,8 @@ end
 local function json_summary(s, total)
   local c = {}
   for k, v in pairs(s.counts or {}) do c[k] = v end
-  local head = json_event("summary", { total = total, counts = c, elapsed = s.elapsed, journal = s.journal })
+  local head = json_event("summary", { total = total, counts = c, elapsed = s.elapsed, journal = s.journal,
+                                       journal_bytes = s.journal_bytes })
   return head:sub(1, -2) .. ',"failures":' .. json_list(s.failures) .. ',"ambiguous":' .. json_list(s.ambiguous) .. "}"
 end
 

@@ -66,6 +66,11 @@ add(BY_NAME, ORDER, {
 add(BY_NAME, ORDER, {
   name = "batch", args = { "MANIFEST" }, options = command_options(nil, batch.OPTIONS), run = batch.run,
   summary = "run every job of a manifest (JSON Lines or CSV); the same command again resumes after any interruption",
+  notes = 'A manifest line: {"model": "liveportrait", "image_url": "file:faces/1.png", "audio_url": '
+    .. '"https://...", "output": "out/1.mp4"} (JSON Lines), or a CSV whose header names model, output, '
+    .. '[key] and the fields. "file:PATH" is a local file to upload, relative to the manifest, as are '
+    .. 'outputs; a job\'s key is its "key", else its output, else "line N". Every line and output is '
+    .. 'checked before anything is sent.',
 })
 
 add(BY_NAME, ORDER, {

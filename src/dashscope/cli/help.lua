@@ -218,6 +218,10 @@ function help.command(command)
     filters_help(command, out)
   end
   own_help(command, out)
+  if command.notes then
+    out[#out + 1] = ""
+    out[#out + 1] = wrap("", command.notes, WIDTH)
+  end
   out[#out + 1] = ""
   out[#out + 1] = wrap("", "Every command also takes --api-key-file PATH, --base-url URL, --quota-store URL, --json, -q "
     .. "(--quiet) and -h (--help). Exit status: 0 success, 2 bad usage (nothing sent), 3 service or "

@@ -7,7 +7,7 @@ local text = require("dashscope.cli.text")
 
 local job = {}
 
-local run = {} -- ctx, task, follows, submitting, since, probe
+local run = {} -- ctx, task, follows, submitting, since, probe, resume
 
 function job.start(ctx)
   run.ctx = ctx
@@ -27,6 +27,11 @@ end
 function job.submitting(model)
   run.since = os.time()
   run.submitting = model
+end
+
+--- The command line that resumes this run after a signal (batch: the same command), as words.
+function job.resumes_with(words)
+  run.resume = words
 end
 
 --- The task this run knows (nil: the submit failed); the submit, if any, has its answer.
@@ -73,7 +78,9 @@ end
 --- with the command that finds it.
 function job.stopped_text(stop)
   local ctx = run.ctx
-  if run.task then
+  if run.resume then
+    return stop .. "; the jobs sent go on, and the journal knows them: resume with " .. text.again(ctx.opts, run.resume)
+  elseif run.task then
     return task_text(ctx, stop, run.task)
   elseif run.submitting then
     -- a minute early: the service's clock may be behind ours
