@@ -106,33 +106,32 @@ local function keys_of(list, into)
   return into
 end
 
--- Whether a run from the `i`th on said that job `key` was resolved (or, with `ambiguous`, called
--- it ambiguous).
-local function said(runs, i, key, ambiguous)
+-- Whether a run from the `i`th on resolved job `key` (an event "resolved"), or reported it: named
+-- it in the summary of a run that exited 3 (DESIGN13.md), whose ambiguous jobs claim_reported
+-- then settles as a user would. With `cut_off`, an event "ambiguous" of it counts too.
+local function settled(runs, i, key, cut_off)
   for j = i, #runs do
     for _, e in ipairs(runs[j].events) do
-      if e.key == key and (e.event == "resolved" or (ambiguous and e.event == "ambiguous")) then return true end
+      if e.key == key and (e.event == "resolved" or (cut_off and e.event == "ambiguous")) then return true end
+      if e.event == "summary" and runs[j].status == 3 and keys_of(e.ambiguous, {})[key] then return true end
     end
   end
   return false
 end
 
--- Every job an event called ambiguous was resolved in that run or a later one, or reported in the
--- summary of a run that exited 3 (DESIGN13.md); a submit cut off by a kill was settled by a later
--- run, which said so.
+-- Every job an event called ambiguous was resolved in that run or a later one, or reported by a
+-- run that exited 3 (a killed run reports nothing: a later one must); a submit cut off by a kill
+-- was seen by a later run, which said so.
 local function check_ambiguous(runs)
   for i, r in ipairs(runs) do
     if r.key then
-      assert(said(runs, i + 1, r.key, true), ("run %d: the cut-off submit of %s never resolved nor reported"):format(i, r.key))
+      assert(settled(runs, i + 1, r.key, true), ("run %d: the cut-off submit of %s never resolved nor reported"):format(i, r.key))
     end
-    local ambiguous, reported = {}, {}
     for _, e in ipairs(r.events) do
-      if e.event == "ambiguous" then ambiguous[e.key] = true end
-      if e.event == "summary" then keys_of(e.ambiguous, reported) end
-    end
-    for key in pairs(ambiguous) do
-      assert(said(runs, i, key) or (reported[key] and r.status == 3),
-        ("run %d: job %s ambiguous, neither resolved later nor reported with exit 3"):format(i, tostring(key)))
+      if e.event == "ambiguous" then
+        assert(settled(runs, i, e.key), ("run %d: job %s ambiguous, neither resolved then or later nor reported with exit 3")
+          :format(i, tostring(e.key)))
+      end
     end
   end
 end
@@ -143,20 +142,19 @@ local function describe_runs(seed, runs)
   for i, r in ipairs(runs) do
     local kinds = {}
     for _, e in ipairs(r.events) do kinds[e.event or "?"] = (kinds[e.event or "?"] or 0) + 1 end
-    local counts, settled = {}, {}
+    local counts, notes = {}, {}
     for k, n in pairs(kinds) do counts[#counts + 1] = k .. " " .. n end
     table.sort(counts)
     for _, e in ipairs(r.events) do
       if e.event == "resolved" or e.event == "ambiguous" or e.event == "failed" then
-        settled[#settled + 1] = ("%s %s: %s"):format(e.event, tostring(e.key),
+        notes[#notes + 1] = ("%s %s: %s"):format(e.event, tostring(e.key),
           tostring(e.task_id or e.status or (e.error and e.error.code)))
       end
-      if e.event == "failed" and e.error then settled[#settled] = settled[#settled] .. " " .. tostring(e.error.message) end
     end
-    for key, id in pairs(r.claims or {}) do settled[#settled + 1] = ("then claimed %s: %s"):format(key, tostring(id)) end
+    for key, id in pairs(r.claims or {}) do notes[#notes + 1] = ("then claimed %s: %s"):format(key, tostring(id)) end
     lines[#lines + 1] = ("  run %d at %s: exit %d%s%s; events: %s%s"):format(i, tostring(r.point or "its end"),
       r.status, r.killed and " (killed)" or "", r.key and (", submit of " .. tostring(r.key) .. " cut off") or "",
-      table.concat(counts, ", "), #settled > 0 and "; " .. table.concat(settled, "; ") or "")
+      table.concat(counts, ", "), #notes > 0 and "; " .. table.concat(notes, "; ") or "")
   end
   io.stderr:write(table.concat(lines, "\n"), "\n")
 end
