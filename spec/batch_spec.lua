@@ -2,7 +2,8 @@
 -- own (spec/support/batch_run.lua), against the local server. The done-means case kills it with
 -- SIGKILL at seeded moments read off its journal and its output directory, reruns the same command
 -- each time, and checks what the server created (each job once), what is on disk (every video
--- whole, no partial file) and what the --json events said of the jobs whose submit was cut off.
+-- whole, no partial file) and what the --json events said of the jobs whose submit was cut off or
+-- whose answer was lost (resolved, or reported and then claimed as a user would).
 -- Then: a bad line stops the batch before a byte is sent; a rerun after success sends nothing; and
 -- --retry-failed resubmits only what ended FAILED.
 local helper = require("spec.support.helper")
@@ -11,7 +12,7 @@ local batch_run = require("spec.support.batch_run")
 local json = helper.json
 local read, write, quote = batch_run.read, helper.write_file, batch_run.quote
 
--- The kill case is some 20 s of processes and quotas: it runs once, under Lua 5.4 without ASan or
+-- The kill case is 11-20 s of processes and quotas: it runs once, under Lua 5.4 without ASan or
 -- valgrind (make test runs the suite under four interpreters, then make asan and make valgrind).
 local ONE_INTERPRETER = _VERSION == "Lua 5.4" and not rawget(_G, "jit") and not helper.UNDER_ASAN
   and not helper.UNDER_VALGRIND

@@ -5,7 +5,9 @@
 -- so that a submit is in flight long enough to be cut off, big and sometimes slow videos so that a
 -- download is caught half-way) and checks what the runs said: the final exit 0, the kill points
 -- reached, and every job the --json events called ambiguous resolved or reported (DESIGN13.md).
--- What the server and the disk hold afterwards the spec checks itself.
+-- A job a run reports ambiguous (exit 3) is then claimed as a user would (journal:claim, with the
+-- server's task made from its inputs) before the next rerun. What the server and the disk hold
+-- afterwards the spec checks itself.
 local helper = require("spec.support.helper")
 local batch_run = require("spec.support.batch_run")
 local core = require("dashscope.core")
