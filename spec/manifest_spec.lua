@@ -7,9 +7,7 @@ local manifest = require("dashscope.cli.manifest")
 local batch_view = require("dashscope.cli.batch_view")
 local cjson = require("cjson")
 
-local function shell_quote(s)
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
+local function shell_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 
 local scratch = {}
 local function temp_dir()
@@ -35,10 +33,7 @@ local function job_dir()
   return dir
 end
 
-local function line_of(t)
-  return cjson.encode(t)
-end
-
+local line_of = cjson.encode
 -- A liveportrait line with local inputs, and `extra` fields.
 local function portrait(n, extra)
   local t = { model = "liveportrait", image_url = "file:in/face.png", audio_url = "file:in/speech.wav",
@@ -47,7 +42,7 @@ local function portrait(n, extra)
   return line_of(t)
 end
 
-local function open(dir, name, content)
+local function open(dir, name, content) -- a manifest written, then opened
   write(dir .. "/" .. name, content)
   return assert(manifest.open(dir .. "/" .. name))
 end
@@ -61,8 +56,8 @@ local function all(m)
 end
 
 -- The only bad line of `content` (a JSON Lines manifest).
-local function only_bad(content, name)
-  local m = open(job_dir(), name or "m.jsonl", content)
+local function only_bad(content)
+  local m = open(job_dir(), "m.jsonl", content)
   local _, bads = m:check()
   m:close()
   assert.are.equal(1, #bads)
@@ -115,16 +110,6 @@ describe("a JSON Lines manifest", function()
     assert.is_true(dashscope.check(a.method, a.fields))
   end)
 
-  it("reads again from the top at each pass, with the same results", function()
-    local m = open(job_dir(), "m.jsonl", portrait(1) .. "\n" .. portrait(1) .. "\n")
-    local c1, b1 = m:check()
-    local c2, b2 = m:check()
-    m:close()
-    assert.are.equal(1, c1)
-    assert.are.equal(c1, c2)
-    assert.are.same(b1, b2)
-  end)
-
   it("takes local files as file:PATH (from the manifest's directory) and file:///ABSOLUTE", function()
     local dir = job_dir()
     write(dir .. "/in/a b.wav", "wav")
@@ -155,11 +140,12 @@ describe("a JSON Lines manifest", function()
     assert.matches('a local file is "file:PATH"', bad.message, 1, true)
   end)
 
-  it("refuses two lines with one output, however written, or one key, naming the earlier line", function()
+  it("refuses two lines with one output, however written, or one key, naming the earlier line, at every pass", function()
     local m = open(job_dir(), "m.jsonl", table.concat({
       portrait(1), portrait(2), portrait(3, { output = "./out//001.mp4" }), portrait(4, { key = "out/002.mp4" }),
     }, "\n"))
     local count, bads = m:check()
+    assert.are.same({ count, bads }, { m:check() }) -- each pass reads again from the top
     m:close()
     assert.are.equal(2, count)
     assert.are.equal(2, #bads)
@@ -204,7 +190,11 @@ describe("a JSON Lines manifest", function()
     assert.is_string(why)
   end)
 
+  -- What stays alive, measured after a full collection every 1,000 lines (the garbage between two
+  -- collections grows with the whole heap, busted's included): the duplicate check's sets, about
+  -- 2 MiB here; the 10,000 entries held would be 8 to 12 MiB.
   it("of 10,000 lines is read in bounded memory", function()
+    if os.getenv("DASHSCOPE_UNDER_VALGRIND") then return pending("pure Lua, 40 s under valgrind") end
     local dir = job_dir()
     local f = assert(io.open(dir .. "/big.jsonl", "wb"))
     for n = 1, 10000 do f:write(portrait(n, { output = ("out/%05d.mp4"):format(n) }), "\n") end
@@ -215,11 +205,14 @@ describe("a JSON Lines manifest", function()
     for entry in m:each() do
       assert.is_table(entry)
       count = count + 1
-      if count % 250 == 0 then peak = math.max(peak, collectgarbage("count") - base) end
+      if count % 1000 == 0 then
+        collectgarbage("collect")
+        peak = math.max(peak, collectgarbage("count") - base)
+      end
     end
     m:close()
     assert.are.equal(10000, count)
-    assert.is_true(peak < 8 * 1024, ("grew by %.0f KiB"):format(peak))
+    assert.is_true(peak < 4 * 1024, ("kept %.0f KiB"):format(peak))
   end)
 end)
 
@@ -312,6 +305,9 @@ describe("the batch's view", function()
       view:event { kind = "submitted", key = "out/001.mp4", line = 1, task_id = "t-1" }
       view:event { kind = "saved", key = "line 2", line = 2, path = "out/002.mp4", bytes = 2048 }
       view:event(FAILURE)
+      view:event { kind = "skipped", line = 17, error = { message = "line 17: liveportrait: field 'video_fps' ..." } }
+      view:event { kind = "ended", key = "two\nlines", line = 4, task_id = "t-4", status = "SUCCEEDED" }
+      view:event { kind = "skipped", key = "line 5", line = 5, task_id = "t-5", path = "out/005.mp4" }
       view:counts { done = 1, failed = 1, running = 38 }
       view:tick(1)
       view:summary(SUMMARY)
@@ -323,7 +319,10 @@ describe("the batch's view", function()
     assert.are.equal("submitted out/001.mp4 (line 1): task t-1", lines[1])
     assert.are.equal("saved line 2: out/002.mp4 (2.0 KiB)", lines[2])
     assert.are.equal("failed out/007.mp4 (line 7): task t-7: InvalidFile: the image has no face", lines[3])
-    assert.are.equal("batch: 38 of 40 done, 1 failed, 1 ambiguous in 4 min 10 s (journal jobs.jsonl.journal)", lines[4])
+    assert.are.equal("skipped line 17: liveportrait: field 'video_fps' ...", lines[4])
+    assert.are.equal("ended two\\10lines (line 4): task t-4 SUCCEEDED", lines[5])
+    assert.are.equal("skipped line 5: already saved at out/005.mp4", lines[6])
+    assert.are.equal("batch: 38 of 40 done, 1 failed, 1 ambiguous in 4 min 10 s (journal jobs.jsonl.journal)", lines[7])
     assert.matches("out/007.mp4 %(line 7%), task t%-7: InvalidFile: the image has no face", err)
     assert.matches("out/009.mp4 %(line 9%): Ambiguous: 2 tasks", err)
     assert.matches("run the same command again", err)

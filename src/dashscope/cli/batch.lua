@@ -122,7 +122,9 @@ end
 local function submit(run, entry)
   move(run, "queued", "submitting")
   local t, err = run.journal:submit(entry.key, entry.method, entry.fields)
-  while not t and err.code == "Ambiguous" and err.retryable do
+  -- sent, its answer lost (task_may_exist): settled from the list before the next submit, so that
+  -- no two jobs of this run are ever ambiguous at once
+  while not t and (err.task_may_exist or (err.code == "Ambiguous" and err.retryable)) do
     local state
     state, err = settle(run, entry)
     if state then t, err = run.journal:submit(entry.key, entry.method, entry.fields) end
@@ -267,13 +269,14 @@ function batch.run(ctx)
   check_options(ctx)
   local started = core.now()
   local m, count, bads = checked(ctx)
-  local client = library.client(ctx, { sleep = threads.sleep })
+  local client = library.client(ctx, { sleep = threads.client_sleep })
   local journal, err = client:journal(ctx.opts.journal or ctx.args[1] .. ".journal", { settle = ctx.opts.settle })
   if not journal then
     report.failure(ctx, nil, err)
     return EXIT.failure
   end
-  for _, b in ipairs(outputs_unusable(ctx, m, journal)) do bads[#bads + 1] = b end
+  local unusable = outputs_unusable(ctx, m, journal) -- good lines to the manifest: in `count`
+  for _, b in ipairs(unusable) do bads[#bads + 1] = b end
   local skip = {}
   if #bads > 0 then
     table.sort(bads, function(a, b) return a.line < b.line end)
@@ -285,8 +288,7 @@ function batch.run(ctx)
     end
     for _, b in ipairs(bads) do skip[b.line] = true end
   end
-  local total = count
-  for _ in pairs(skip) do total = total - 1 end
+  local total = count - #unusable
   local view = batch_view.new { total = total, live = not ctx.opts.quiet and core.isatty(2),
                                 json = ctx.opts.json, quiet = ctx.opts.quiet }
   local again = { "batch", ctx.args[1] }

@@ -34,18 +34,24 @@ function batch_view.new(o)
   }, View)
 end
 
+-- A key or path on one line of a terminal: control bytes (a newline, an escape sequence) as \ddd.
+local function flat(s)
+  return (tostring(s):gsub("%c", function(c) return ("\\%d"):format(c:byte()) end))
+end
+
 -- "KEY (line N)", or "line N" alone when that is the key.
 local function who(ev)
   local key, line = ev.key, ev.line
   if line and key and key ~= "line " .. line then
-    return key .. " (line " .. line .. ")"
+    return flat(key) .. " (line " .. line .. ")"
   end
-  return key or (line and "line " .. line) or "?"
+  return key and flat(key) or (line and "line " .. line) or "?"
 end
 
+-- "CODE: message", or the message alone when it has no code.
 local function error_text(e)
   if type(e) ~= "table" then return e and tostring(e) or "" end
-  return tostring(e.code or "Error") .. ": " .. tostring(e.message or "")
+  return (e.code and tostring(e.code) .. ": " or "") .. tostring(e.message or "")
 end
 
 local function task_of(ev)
@@ -58,16 +64,16 @@ local DETAIL = {
   resumed = function(ev) return task_of(ev) .. (ev.status and ", " .. ev.status or "") end,
   ended = function(ev) return task_of(ev) .. " " .. tostring(ev.status or "ended") end,
   saved = function(ev)
-    return tostring(ev.path or "") .. (ev.bytes and " (" .. text.bytes(ev.bytes) .. ")" or "")
+    return flat(ev.path or "") .. (ev.bytes and " (" .. text.bytes(ev.bytes) .. ")" or "")
   end,
   failed = function(ev) return task_of(ev) .. ": " .. error_text(ev.error) end,
   ambiguous = function(ev)
     return "sent, its answer not read" .. (ev.error and ": " .. error_text(ev.error) or "")
   end,
   resolved = function(ev) return task_of(ev) end,
-  skipped = function(ev)
-    if ev.error then return error_text(ev.error) end
-    return ev.path and "already saved at " .. ev.path or "a bad line"
+  skipped = function(ev) -- a bad line (its message already starts with "line N: "), or a job done before
+    if ev.error then return (error_text(ev.error):gsub("^line %d+: ", "")) end
+    return ev.path and "already saved at " .. flat(ev.path) or "a bad line"
   end,
 }
 
@@ -171,7 +177,7 @@ local function summary_lines(s, total)
   local head = ("batch: %d of %d done"):format(c.done or 0, total)
   if (c.failed or 0) > 0 then head = head .. ", " .. c.failed .. " failed" end
   if (c.ambiguous or 0) > 0 then head = head .. ", " .. c.ambiguous .. " ambiguous" end
-  lines[1] = head .. " in " .. text.seconds(s.elapsed or 0) .. (s.journal and " (journal " .. s.journal .. ")" or "")
+  lines[1] = head .. " in " .. text.seconds(s.elapsed or 0) .. (s.journal and " (journal " .. flat(s.journal) .. ")" or "")
   local failures, ambiguous = s.failures or {}, s.ambiguous or {}
   if #failures > 0 then lines[#lines + 1] = "failed (" .. #failures .. "):" end
   for _, f in ipairs(failures) do
@@ -195,7 +201,7 @@ local function summary_lines(s, total)
 end
 
 --- The batch's end: s = { counts, elapsed (seconds), failures = { {key, line, task_id, error} ...},
---- ambiguous = { the same }, journal = path }. On stderr (with --quiet only when something failed);
+--- ambiguous = { the same }, journal = path, journal_bytes = its size (JSON only) }. On stderr (with --quiet only when something failed);
 --- with --json also one object on stdout, {"event":"summary", ...}, the last.
 function View:summary(s)
   self.reporter:clear()

@@ -21,6 +21,11 @@ function threads.sleep(seconds)
   coroutine.yield(seconds)
 end
 
+--- The `sleep` to give the client: threads.sleep where a thread can yield from inside the client's
+--- calls, nil on Lua 5.1, which cannot yield across a pcall (task:download's protected region has
+--- one): there a client's call blocks the process, and the threads take turns between calls.
+threads.client_sleep = (jit ~= nil or _VERSION ~= "Lua 5.1") and threads.sleep or nil
+
 --- A scheduler for threads using `client` (made with sleep = threads.sleep).
 function threads.new(client)
   return setmetatable({ client = client, list = {} }, Threads)
