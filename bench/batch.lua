@@ -107,9 +107,14 @@ function batch.note(r)
   for name, n in pairs(r.throttled_by or {}) do by[#by + 1] = name .. " " .. n end
   table.sort(by)
   local per_job = function(bytes) return bytes and ("%.0f B"):format(bytes / w.jobs) or "—" end
+  -- The floor the client's own quota sets: each window of `rate` submits lasts 1 s + its guard.
+  local guard = require("dashscope.limiter").GUARD
+  local floor = math.max(0, w.jobs - w.quota_rate) / w.quota_rate * (1 + guard) + w.running
   return ("- %s: %d jobs from a manifest, `dashscope batch` in one process; quota-bound ideal (%d − %d)/%d s"
-    .. " + %g s = %.2f s; journal %s per job at its largest (%s, before the final compaction), %s per job"
-    .. " after (%s); 429s %d%s."):format(w.id, w.jobs, w.jobs, w.quota_rate, w.quota_rate, w.running, r.ideal,
+    .. " + %g s = %.2f s; the client's quota windows keep a %g s guard (limiter.lua), a floor of %.2f s"
+    .. " (%.4f× the ideal), and the batch took %.4f× that floor; journal %s per job at its largest (%s,"
+    .. " before the final compaction), %s per job after (%s); 429s %d%s."):format(w.id, w.jobs, w.jobs,
+    w.quota_rate, w.quota_rate, w.running, r.ideal, guard, floor, floor / r.ideal, r.wall / floor,
     per_job(j.peak), tostring(j.peak), per_job(j.final), tostring(j.final), r.throttled,
     #by > 0 and " (" .. table.concat(by, ", ") .. ")" or "")
 end

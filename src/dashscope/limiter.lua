@@ -15,6 +15,7 @@ local limiter = {}
 limiter.__index = limiter
 
 local GUARD = 0.05 -- seconds added to the window
+limiter.GUARD = GUARD -- (read by bench/batch.lua: the floor it sets under a quota-bound batch)
 -- A reservation is used within this long after its time, or given up and asked again: sent
 -- later, it could come too close to the reservations the store has made since (the guard is
 -- what absorbs the gap, and the answer's own way back takes some of it).
