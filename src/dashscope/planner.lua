@@ -5,7 +5,8 @@
 --     the service's clock, so clock skew cancels out), as a median of the recent ones;
 --   * whether the service runs this model's tasks one at a time (docs/protocol.md §10: it queues the
 --     rest) or in parallel: a task seen PENDING while another of ours runs means a queue; a task
---     seen running while another of ours runs means parallel;
+--     seen running while another of ours runs means parallel (in query answers, or all at once in a
+--     task list's page);
 --   * how the service's clock maps onto ours (servicetime.lua, from the submit answers).
 -- (The figures are kept by runtimes.lua; the times a plan gives are nextask.lua's pure functions.)
 -- With a duration known, each task is asked once, just after its expected end (its own start
@@ -214,6 +215,19 @@ function Lane:observe(task, out, clock, now, wall)
     local waited = submit and started >= submit and possible(p, started - submit, now)
     learned:learn_run(ended - started, waited and started - submit or nil)
   end
+end
+
+--- After a task list set its tasks' statuses from one snapshot: one PENDING while another runs
+--- means a queue, two running mean parallel (query answers, read one by one, can hide it).
+function Lane:learn_from_list()
+  if self.learned.parallel ~= nil then return end
+  local running, pending = 0, 0
+  for _, t in ipairs(self.live) do
+    local member = self.members[t]
+    if member and RUNNING[t._status] then running = running + 1 end
+    if member and t._status == "PENDING" then pending = pending + 1 end
+  end
+  if running >= 2 or (running == 1 and pending >= 1) then self.learned:learn_parallel(running >= 2) end
 end
 
 --- After an answer about `task` (`out` its output, or nil for a cancel or a task list; `failed`

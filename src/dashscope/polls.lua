@@ -53,6 +53,7 @@ local function listed(engine, lane, due, statuses, err)
     local t = lane:placeable(id)
     if t then apply(t, status) end
   end
+  if not err then lane:learn_from_list() end
 end
 
 -- Reads pages of the task list (newest first) until every task of `due` is placed, or the pages
