@@ -34,6 +34,8 @@ batch.OPTIONS = {
 
 -- How often the live view is redrawn, and how long an idle downloader naps, seconds.
 local TICK, NAP = 0.25, 0.05
+-- Times one job is settled from the task list (or settled and sent again) in a run, at most.
+local SETTLE_TRIES = 10
 
 -- Says each bad line: "MANIFEST: line N: why".
 local function say_bad(path, bads)
@@ -106,8 +108,10 @@ end
 -- The state it settles in ("submitted": its task was found; "new": it was never created), or nil
 -- and err.
 local function settle(run, entry)
-  while true do
-    local state, err = run.journal:resolve(entry.key)
+  local err
+  for _ = 1, SETTLE_TRIES do
+    local state
+    state, err = run.journal:resolve(entry.key)
     if state then
       local job = run.journal:job(entry.key)
       run.view:event { kind = "resolved", key = entry.key, line = entry.line, task_id = job.task_id,
@@ -117,6 +121,7 @@ local function settle(run, entry)
     if not err.retryable then return nil, err end
     threads.sleep(err.retry_in or 1)
   end
+  return nil, err -- (a task list that keeps failing: the job stays ambiguous for the next run)
 end
 
 -- Submits one job (new, or settled as never created): follows its task, or says why not.
@@ -125,13 +130,15 @@ local function submit(run, entry)
   local t, err = run.journal:submit(entry.key, entry.method, entry.fields)
   -- sent, its answer lost (task_may_exist): settled from the list before the next submit, so that
   -- no two jobs of this run are ever ambiguous at once
-  while not t and (err.task_may_exist or (err.code == "Ambiguous" and err.retryable)) do
+  local rounds = 0
+  while not t and (err.task_may_exist or (err.code == "Ambiguous" and err.retryable)) and rounds < SETTLE_TRIES do
+    rounds = rounds + 1 -- (a service that drops every submit unread: given up, not resent for ever)
     local state
     state, err = settle(run, entry)
     if state then t, err = run.journal:submit(entry.key, entry.method, entry.fields) end
   end
   if not t then
-    if err.code == "Ambiguous" then
+    if err.code == "Ambiguous" or err.task_may_exist then
       move(run, "submitting", "ambiguous")
       run.ambiguous[#run.ambiguous + 1] = { key = entry.key, line = entry.line, error = { code = err.code, message = err.message },
                                             candidates = err.candidates }
