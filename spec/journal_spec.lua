@@ -119,6 +119,24 @@ describe("a journal", function()
     journal = assert(client:journal(fresh_path())) -- for after_each
   end)
 
+  it("refuses a record of the wrong kind, and never sends a job whose model it does not know", function()
+    journal:close()
+    append(path, json.encode { k = "x", st = "submitted", m = "nope", id = "t1", t = 1 } .. "\n")
+    journal = assert(client:journal(path))
+    assert.equal("ambiguous", journal:job("x").state)
+    local state, err = journal:resolve("x")
+    assert.is_nil(state)
+    assert.same({ "Ambiguous", false }, { err.code, err.retryable })
+    journal:close()
+    append(path, json.encode { k = "y", st = "submitted", m = "liveportrait", id = "../../etc" } .. "\n")
+    local damaged
+    damaged, err = client:journal(path)
+    assert.is_nil(damaged)
+    assert.equal("JournalDamaged", err.code)
+    journal = assert(client:journal(fresh_path())) -- for after_each
+    assert.equal(0, #helper.log())
+  end)
+
   it("gives back a job a crash left between intent and answer as ambiguous, and finds its task in the list", function()
     local t = assert(client:liveportrait(FIELDS(1))) -- the task a killed run created
     journal:close()

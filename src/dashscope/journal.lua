@@ -72,7 +72,10 @@ local function apply(self, r)
   end
   if job.id then self._claimed[job.id] = r.k end
   for id in (r.old or ""):gmatch("[^,]+") do self._claimed[id] = r.k end
-  if not STATES[job.st] then job.st = "ambiguous" end -- a state this version does not know: never resend
+  local contract = job.m and models[job.m]
+  if not STATES[job.st] or (job.m and not (contract and not contract.synchronous)) then
+    job.st, job.m = "ambiguous", contract and not contract.synchronous and job.m or nil -- never resent blindly
+  end
 end
 
 -- Writes `changes` to job `key` (created when new): durable before it returns; true, or nil, err.
@@ -182,7 +185,7 @@ end
 -- submit is on its way here (its answer will claim it), or another ambiguous one of that window.
 local function rival(self, job, from, to)
   for _, other in pairs(self._by_key) do
-    if other ~= job and other.m and models[other.m].model == models[job.m].model then
+    if other ~= job and other.m and other.t and models[other.m].model == models[job.m].model then
       if other.st == "sending" then return "a submit of the same model is on its way" end
       if other.st == "ambiguous" then
         local o_from, o_to = journal_resolve.window(other, self._opened_at, SKEW)
@@ -201,6 +204,10 @@ function Journal:resolve(key)
   open(self, "journal:resolve")
   local job = self._by_key[key]
   if not job or job.st ~= "ambiguous" then return job and job.st end
+  if not (job.m and job.t) then
+    return ambiguous(job, "its record does not say which model, or when: claim it with journal:claim",
+      { retryable = false })
+  end
   local from, to = journal_resolve.window(job, self._opened_at, SKEW)
   local busy = rival(self, job, from, to)
   if busy and busy:find("on its way") then

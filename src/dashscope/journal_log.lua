@@ -18,11 +18,31 @@ local function fail(code, message, path)
   return nil, errors.new { code = code, message = message, path = path }
 end
 
--- The record of one line, or nil. A record names its job (and its new state, when it changes).
+-- Each field a record may hold, and its type (a file edited by hand, or by another program, must
+-- not make the journal act on a value of the wrong kind: a task id goes into a URL's path).
+local FIELDS = {
+  k = "string", st = "string", m = "string", t = "number", e = "number", d = "string", id = "id",
+  s = "string", c = "string", msg = "string", p = "string", n = "number", saving = "string|boolean",
+  tmp = "string|boolean", how = "string", old = "string",
+}
+
+local function typed(value, want)
+  if want == "id" then return type(value) == "string" and value:find("^[%w%-_]+$") ~= nil end
+  return want:find(type(value), 1, true) ~= nil
+end
+
+-- The record of one line, or nil. A record names its job (and its new state, when it changes);
+-- a field this version does not know is dropped.
 local function decode(line)
   local r = json.decode(line)
-  if type(r) ~= "table" or type(r.k) ~= "string" or (r.st ~= nil and type(r.st) ~= "string") then
-    return nil
+  if type(r) ~= "table" or type(r.k) ~= "string" then return nil end
+  for field, value in pairs(r) do
+    local want = FIELDS[field]
+    if not want then
+      r[field] = nil
+    elseif not typed(value, want) then
+      return nil
+    end
   end
   return r
 end
