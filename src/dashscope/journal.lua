@@ -181,20 +181,6 @@ local function ambiguous(job, message, fields)
   return nil, errors.new(fields)
 end
 
--- Another job of `model` whose task may be among those found for window [from, to]: one whose
--- submit is on its way here (its answer will claim it), or another ambiguous one of that window.
-local function rival(self, job, from, to)
-  for _, other in pairs(self._by_key) do
-    if other ~= job and other.m and other.t and models[other.m].model == models[job.m].model then
-      if other.st == "sending" then return "a submit of the same model is on its way" end
-      if other.st == "ambiguous" then
-        local o_from, o_to = journal_resolve.window(other, self._opened_at, SKEW)
-        if journal_resolve.overlap(from, to, o_from, o_to) then return "job " .. other.key .. " is ambiguous too" end
-      end
-    end
-  end
-end
-
 --- journal:resolve(key): settles an ambiguous job from the task list: "submitted" (its task was
 --- found: the one task of its model created in its window that no job claims), "new" (none was,
 --- `settle` seconds after its submit ended: it was never created), or nil and err (Ambiguous:
@@ -209,7 +195,7 @@ function Journal:resolve(key)
       { retryable = false })
   end
   local from, to = journal_resolve.window(job, self._opened_at, SKEW)
-  local busy = rival(self, job, from, to)
+  local busy = journal_resolve.rival(self._by_key, job, from, to, self._opened_at, SKEW)
   if busy and busy:find("on its way") then
     return ambiguous(job, busy .. "; asked again once it is answered", { retryable = true, retry_in = 1 })
   end

@@ -2,6 +2,8 @@
 -- window its task, if any, was created in, and the model's tasks of that window that no job of the
 -- journal claims, from the task list (client:each_task). The list's times are the service's
 -- (epoch milliseconds in `gmt_create`), so the window is widened by how far the clocks may differ.
+local models = require("dashscope.models")
+
 local journal_resolve = {}
 
 --- The window of an ambiguous `job` { t = when its submit was about to be sent, e = when it ended
@@ -34,6 +36,22 @@ function journal_resolve.unclaimed(client, model, from, to, claimed)
     end
   end
   return found
+end
+
+--- Another job of `jobs` (the journal's, by key: read only) whose task may be among those found
+--- for `job`'s window [from, to]: one of its model whose submit is on its way here (its answer will
+--- claim it), or another ambiguous one whose window overlaps. Why, or nil.
+function journal_resolve.rival(jobs, job, from, to, stopped, skew)
+  local model = models[job.m].model
+  for _, other in pairs(jobs) do
+    if other ~= job and other.m and other.t and models[other.m].model == model then
+      if other.st == "sending" then return "a submit of the same model is on its way" end
+      if other.st == "ambiguous" then
+        local o_from, o_to = journal_resolve.window(other, stopped, skew)
+        if journal_resolve.overlap(from, to, o_from, o_to) then return "job " .. other.key .. " is ambiguous too" end
+      end
+    end
+  end
 end
 
 return journal_resolve
