@@ -24,6 +24,16 @@ end
 
 local FIELDS = helper.liveportrait_fields
 
+-- Under valgrind, the cases that drive the journal's C (src/logfile.c: open, lock, read, append,
+-- truncate, size, the compaction's rename) run; those about the service's answers are Lua alone,
+-- and valgrind's run is CI's longest part.
+local function lua_only(name, fn)
+  it(name, function()
+    if helper.UNDER_VALGRIND then return pending("Lua only: not under valgrind") end
+    fn()
+  end)
+end
+
 describe("a journal", function()
   local client, path, journal
 
@@ -137,7 +147,7 @@ describe("a journal", function()
     assert.equal(0, #helper.log())
   end)
 
-  it("gives back a job a crash left between intent and answer as ambiguous, and finds its task in the list", function()
+  lua_only("gives back a job a crash left between intent and answer as ambiguous, and finds its task in the list", function()
     local t = assert(client:liveportrait(FIELDS(1))) -- the task a killed run created
     journal:close()
     append(path, json.encode { k = "a", st = "sending", m = "liveportrait", t = require("dashscope.core").wallclock() - 1,
@@ -149,7 +159,7 @@ describe("a journal", function()
     assert.equal(1, helper.stats().submits)
   end)
 
-  it("leaves a lost answer ambiguous, then claims the one task the list shows: one task in all", function()
+  lua_only("leaves a lost answer ambiguous, then claims the one task the list shows: one task in all", function()
     helper.faults { { match = "submit", kind = "lost", count = 1 } }
     local t, err = journal:submit("a", "liveportrait", FIELDS(1))
     assert.is_nil(t)
@@ -160,7 +170,7 @@ describe("a journal", function()
     assert.equal(helper.control("GET", "/tasks")[1].task_id, t.id)
   end)
 
-  it("resends a submit that created nothing only once the list has had `settle` seconds to show it", function()
+  lua_only("resends a submit that created nothing only once the list has had `settle` seconds to show it", function()
     helper.faults { { match = "submit", kind = "drop", count = 1 } }
     local t, err = journal:submit("a", "liveportrait", FIELDS(1))
     assert.is_nil(t)
@@ -175,7 +185,7 @@ describe("a journal", function()
     assert.equal(1, helper.stats().submits)
   end)
 
-  it("reports a job the list cannot settle, with the tasks it could be, and sends nothing; claim settles it", function()
+  lua_only("reports a job the list cannot settle, with the tasks it could be, and sends nothing; claim settles it", function()
     assert(client:liveportrait(FIELDS(9))) -- another program's task, in the same window
     helper.faults { { match = "submit", kind = "lost", count = 1 } }
     assert.is_nil(journal:submit("a", "liveportrait", FIELDS(1)))
@@ -189,7 +199,7 @@ describe("a journal", function()
     assert.equal(2, helper.stats().submits)
   end)
 
-  it("keeps a submit the service refused, and sends it again only on retry", function()
+  lua_only("keeps a submit the service refused, and sends it again only on retry", function()
     helper.faults { { match = "submit", kind = "status", status = 400, code = "InvalidParameter", count = 1 } }
     local t, err = journal:submit("a", "liveportrait", FIELDS(1))
     assert.is_nil(t)
@@ -203,7 +213,7 @@ describe("a journal", function()
     assert.equal(1, helper.stats().submits)
   end)
 
-  it("sends a job that failed again only on retry, keeping its old task claimed", function()
+  lua_only("sends a job that failed again only on retry, keeping its old task claimed", function()
     local t = assert(journal:submit("a", "liveportrait", { image_url = "https://example.com/__fail__.png",
                                                           audio_url = "https://example.com/a.wav" }))
     assert.is_nil(t:wait())
@@ -219,7 +229,7 @@ describe("a journal", function()
     assert.equal(again.id, journal:job("a").task_id)
   end)
 
-  it("refuses a key sent before with other fields (JobChanged), sending nothing", function()
+  lua_only("refuses a key sent before with other fields (JobChanged), sending nothing", function()
     assert(journal:submit("a", "liveportrait", FIELDS(1)))
     local t, err = journal:submit("a", "liveportrait", FIELDS(2))
     assert.is_nil(t)
@@ -240,7 +250,7 @@ describe("a journal", function()
     assert.same({ "k1=submitted", "k2=submitted", "k3=submitted" }, keys)
   end)
 
-  it("raises for misuse before anything is written, naming the field", function()
+  lua_only("raises for misuse before anything is written, naming the field", function()
     local size = journal:size()
     for field, call in pairs {
       key = function() journal:submit("", "liveportrait", FIELDS(1)) end,
