@@ -42,13 +42,7 @@ function batch_run.size(path)
   return n
 end
 
--- One transport, kept for sleeping: its wait with no transfer is a plain timed wait.
-local sleeper
-function batch_run.sleep(seconds)
-  sleeper = sleeper or core.new_transport()
-  local wake = core.now() + seconds
-  repeat sleeper:wait(math.max(0, wake - core.now())) until core.now() >= wake
-end
+batch_run.sleep = core.sleep
 
 -- The environment words of a run: the given variables, quoted.
 local function env_words(env)

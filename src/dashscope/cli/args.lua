@@ -25,7 +25,8 @@ function args.is_usage(e)
   return getmetatable(e) == Usage
 end
 
-local function seconds_value(word, name)
+--- An option's word as seconds: a finite number, not negative; a usage error otherwise.
+function args.seconds(word, name)
   local s = tonumber(word)
   if not s or s ~= s or s < 0 or s == math.huge then
     usage(name .. " expects a number of seconds (got '" .. word .. "')")
@@ -58,7 +59,7 @@ args.VERSION = { long = "version", key = "version", doc = "print the version and
 args.JOB = {
   no_wait = { long = "no-wait", key = "no_wait",
     doc = "submit, print the task id and exit (follow it later with: dashscope wait ID)" },
-  timeout = { long = "timeout", key = "timeout", arg = "S", convert = seconds_value,
+  timeout = { long = "timeout", key = "timeout", arg = "S", convert = args.seconds,
     doc = "give up after S seconds of waiting and downloading (exit 3; the task goes on; default "
       .. text.seconds(dashscope.defaults.wait_timeout) .. ")" },
   output = { long = "output", short = "o", key = "output", arg = "PATH",

@@ -28,7 +28,7 @@ batch.OPTIONS = {
   { long = "overwrite", key = "overwrite", doc = "replace an output file that exists (default: such a line is bad)" },
   { long = "downloads", key = "downloads", arg = "N", convert = function(s) return tonumber(s) or s end,
     doc = "videos downloaded at once (default 4)" },
-  { long = "settle", key = "settle", arg = "S", convert = function(s) return tonumber(s) or s end,
+  { long = "settle", key = "settle", arg = "S", convert = args.seconds,
     doc = "seconds after a submit that got no answer before a task list without its task means it was never created (default 15)" },
 }
 
@@ -221,7 +221,7 @@ local function check_options(ctx)
   if o.downloads ~= nil and (type(o.downloads) ~= "number" or o.downloads % 1 ~= 0 or o.downloads < 1 or o.downloads > 64) then
     usage("--downloads expects a whole number from 1 to 64 (got '" .. tostring(o.downloads) .. "')", ctx.command)
   end
-  if o.settle ~= nil and (type(o.settle) ~= "number" or o.settle < 0 or o.settle > 3600) then
+  if o.settle ~= nil and o.settle > 3600 then -- (a number of seconds: args.seconds)
     usage("--settle expects seconds from 0 to 3600 (got '" .. tostring(o.settle) .. "')", ctx.command)
   end
 end
