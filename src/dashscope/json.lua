@@ -6,6 +6,9 @@
 --   (core.integers, in C).
 -- * The encoder is a private cjson instance: the user's own `require "cjson"` settings are
 --   neither read nor changed.
+-- * Inside Neovim, without lua-cjson on the path, Neovim's own copy of the same library (vim.json)
+--   serves: a plugin then needs no cjson built for LuaJIT. Its instances encode an empty table as
+--   `[]`, cjson 2.1.0's as `{}`: `{}` is asked for, as a model's empty `parameters` must be an object.
 --
 -- Every decoded answer is scrubbed of the API key here (core.scrub, in C), once, as it arrives:
 -- this is the one door through which the service's text enters (http.classify decodes every
@@ -13,7 +16,19 @@
 -- list item shows it in no result, status or error. Texts that are not JSON (libcurl's messages,
 -- storage hosts' XML) become error values, which errors.new scrubs.
 local core = require("dashscope.core")
-local cjson = require("cjson").new()
+-- lua-cjson, else Neovim's vim.json (a global only Neovim sets); else require's own error.
+local function library()
+  local found, cjson_module = pcall(require, "cjson")
+  if found then return cjson_module end
+  local vim = rawget(_G, "vim")
+  if type(vim) == "table" and type(vim.json) == "table" and type(vim.json.new) == "function" then
+    return vim.json
+  end
+  error(cjson_module, 0)
+end
+
+local cjson = library().new()
+if cjson.encode_empty_table_as_object then cjson.encode_empty_table_as_object(true) end
 
 local json = {}
 

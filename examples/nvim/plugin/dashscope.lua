@@ -1,27 +1,20 @@
--- :DashscopeLivePortrait {image_url} {audio_url} [template_id]: see examples/nvim/README.md.
--- What the user types here is their own: a URL goes as it is, anything else names a local file of
--- theirs (~ expanded), passed as dashscope.file. The Lua function itself takes only what it is given.
+-- Registers the commands of lua/dashscope_nvim/commands.lua (:help dashscope). Nothing else is
+-- loaded here: the library and the client come with the first command, so startup costs nothing.
 if vim.g.loaded_dashscope then
   return
 end
 vim.g.loaded_dashscope = true
 
-vim.api.nvim_create_user_command("DashscopeLivePortrait", function(cmd)
-  local args = cmd.fargs
-  if #args < 2 or #args > 3 then
-    vim.notify("usage: :DashscopeLivePortrait {image_url} {audio_url} [template_id]", vim.log.levels.ERROR)
-    return
-  end
-  local ok, media = pcall(function()
-    local function media(arg)
-      if arg:find("^%a[%w+.-]*://") then return arg end
-      return require("dashscope").file(vim.fn.expand(arg))
-    end
-    return { media(args[1]), media(args[2]) }
-  end)
-  if not ok then
-    vim.notify("DashscopeLivePortrait: " .. tostring(media):gsub("^.-:%d+: ", ""), vim.log.levels.ERROR)
-    return
-  end
-  require("dashscope_nvim").liveportrait { image_url = media[1], audio_url = media[2], template_id = args[3] }
-end, { nargs = "+", desc = "Animate a portrait from speech with DashScope LivePortrait" })
+for _, command in ipairs(require("dashscope_nvim.commands").LIST) do
+  local name = command.name
+  vim.api.nvim_create_user_command(name, function(cmd)
+    require("dashscope_nvim.commands").run(name, cmd)
+  end, {
+    nargs = "*",
+    bang = command.bang,
+    desc = command.desc .. ": " .. command.usage,
+    complete = function(lead, line)
+      return require("dashscope_nvim.commands").complete(name, lead, line)
+    end,
+  })
+end

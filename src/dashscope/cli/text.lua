@@ -1,7 +1,7 @@
 -- The CLI's words: numbers, durations, sizes, wrapped paragraphs, JSON and shell words, as the user
 -- reads them. Pure functions of their arguments; printing is report.lua's, the options' wording
 -- args.lua's and help.lua's.
-local cjson = require("cjson").new() -- a private instance: its settings are ours alone
+local json = require("dashscope.json") -- the library's encoder: one private cjson instance
 
 local text = {}
 
@@ -84,7 +84,7 @@ end
 --- such an escape (a backslash in a string comes out as "\\" and a slash always as "\/"), so this
 --- undoes exactly those.
 function text.json(value)
-  return (cjson.encode(value):gsub("\\/", "/"))
+  return (json.encode(value):gsub("\\/", "/"))
 end
 
 --- What --json prints on stdout for a failure: one object, always with the same keys (null when
@@ -94,7 +94,7 @@ function text.error_json(err)
   local e = type(err) == "table" and err or { message = tostring(err) }
   local function field(v)
     if type(v) == "string" or type(v) == "number" then return v end
-    return cjson.null
+    return json.null
   end
   return text.json { code = field(e.code or "Error"), message = field(e.message), status = field(e.status),
                      request_id = field(e.request_id), task_id = field(e.task_id) }
