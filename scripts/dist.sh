@@ -42,7 +42,8 @@ list_files() {
       ! -name '*.o' ! -name '*.so' ! -path '*/__pycache__/*' | sed 's|^\./||'
   fi
 }
-epoch=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 1767225600)}
+# Outside git, the time the tarball gave its files: an unpacked release makes itself again.
+epoch=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || stat -c %Y src/core.h)}
 
 mkdir -p "$out"
 stage=$(mktemp -d)
