@@ -26,9 +26,9 @@ end
 -- it; LuaJIT as Lua 5.1 with LuaJIT's interpreter and headers (a config of its own).
 local function targets(tmp)
   local luajit_config = tmp .. "/luajit-config.lua"
+  local incdir = assert(must("pkg-config --cflags-only-I luajit"):match("^%-I(%S+)"), "no luajit.pc")
   local f = assert(io.open(luajit_config, "w"))
-  f:write('lua_interpreter = "luajit"\n',
-    'variables = { LUA_DIR = "/usr", LUA_BINDIR = "/usr/bin", LUA_INCDIR = "/usr/include/luajit-2.1" }\n')
+  f:write('lua_interpreter = "luajit"\n', ('variables = { LUA_INCDIR = %q }\n'):format(incdir))
   f:close()
   return {
     { name = "lua5.4", abi = "5.4", tree = tmp .. "/tree-5.4", luarocks = "luarocks --lua-version=5.4" },
