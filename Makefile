@@ -7,6 +7,7 @@
 #                   LuaJIT): build it and run the whole busted suite against its own local server
 #   make valgrind   the whole suite under valgrind, Lua 5.4 only (0 errors, 0 definitely lost)
 #   make install    PREFIX=/usr/local (or LUA_CMOD/LUA_LMOD as luarocks passes them), DESTDIR honoured
+#   make rock       (or make dist) the release tarball and the source rocks of rockspec/, into build/dist
 #
 # LUA_VERSION picks the interpreter to build for: 5.4 (the default, into build/), 5.3, 5.1 or luajit
 # (into build/lua5.3/, build/lua5.1/, build/luajit/, laid out the same way):
@@ -81,7 +82,7 @@ HIREDIS_OBJ = $(patsubst src/%.c,$(BUILD)/obj/%.o,$(HIREDIS_SRC)) $(BUILD)/obj/c
 # System packages the demo and the suite need (Debian names). Only the missing ones are installed.
 BUILD_PKGS = gcc libc6-dev make pkg-config libcurl4-openssl-dev libhiredis-dev
 RUN_PKGS   = $(call lua_pkgs,$(LUA_VERSION)) lua-cjson ca-certificates python3 curl
-TEST_PKGS  = lua-busted lua-socket luarocks valgrind neovim nginx libnginx-mod-http-lua redis-server
+TEST_PKGS  = lua-busted lua-socket luarocks zip valgrind neovim nginx libnginx-mod-http-lua redis-server
 
 # Static checks, each configured by its own file: .luacheckrc (Lua sources, specs, examples, bench,
 # scripts, annotations, the CLI), .cppcheck-suppressions and .clang-tidy (src/*.c, src/hiredis/*.c).
@@ -99,7 +100,7 @@ lint:
 docs: all
 	@$(RUN_ENV) $(LUA) scripts/gen-reference.lua docs/reference.md
 
-.PHONY: docs all install uninstall clean deps deps-test demo test test-one check valgrind valgrind-run bench lint
+.PHONY: docs all install uninstall clean deps deps-test demo test test-one check valgrind valgrind-run bench lint rock dist
 
 # require "dashscope" finds dashscope.lua, the Lua entry; it requires the Lua layer, which
 # requires the C core, dashscope.core (dashscope/core.so), as LuaSocket's socket.lua does socket.core.
@@ -163,6 +164,16 @@ deps:
 deps-test:
 	@sh scripts/deps.sh $(call quote,$(BUILD_PKGS) $(RUN_PKGS) $(TEST_PKGS) \
 	  $(foreach v,$(TEST_LUAS),$(call lua_pkgs,$(v))))
+
+# The release (scripts/dist.sh): lua-dashscope-VERSION.tar.gz, the rockspecs' source.url, made from
+# the files git tracks, reproducibly, and the source rocks dashscope-VERSION-1.src.rock and
+# dashscope-hiredis-VERSION-1.src.rock that carry it (luarocks install ./X.src.rock, offline).
+# VERSION is src/core.h's; a rockspec named for another fails the target.
+DIST      ?= build/dist
+DIST_PKGS  = git zip
+rock dist:
+	@sh scripts/deps.sh $(call quote,$(DIST_PKGS))
+	@sh scripts/dist.sh $(DIST)
 
 # Lua finds the module straight from the build tree, as it would once installed.
 RUN_ENV = LUA_PATH='$(BUILD)/?.lua;;' LUA_CPATH='$(BUILD)/?.so;;' LUA=$(LUA) PYTHON=$(PYTHON)
@@ -248,8 +259,9 @@ $(BUILD)/asan-preload.so: fuzz/asan-preload.c
 # interpreter, so no spec needs to skip or stretch anything. LeakSanitizer runs at the interpreter's
 # exit, after busted's lua_close has run every finalizer; leaks that are not ours would be listed in
 # fuzz/lsan.supp (none are: it says why).
-# verify_asan_link_order=0 is for the one process that loads the module without the preload: the
-# launcher luarocks writes for the CLI (spec/build_spec.lua) execs /usr/bin/lua5.4 by its full path;
+# verify_asan_link_order=0 is for a process that loads the module without the preload: the
+# launcher luarocks writes for the CLI execs /usr/bin/lua5.4 by its full path (spec/rock_spec.lua
+# runs one, though not under ASan: it checks luarocks' build, not this one);
 # there the runtime comes in late, with the module (-rpath), and checks that process's stack and
 # globals but not its heap.
 ASAN_ENV = ASAN_LUA_REAL="$$(command -v $(LUA))" ASAN_PRELOAD="$(ASAN_RT) $(CURDIR)/$(BUILD)/asan-preload.so" \

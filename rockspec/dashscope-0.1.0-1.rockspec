@@ -1,50 +1,70 @@
--- Builds offline from this checkout:
+-- The rock of lua-dashscope: the C core dashscope.core (over libcurl), the Lua layer, the CLI
+-- bin/dashscope and the types. The Redis quota store's connection, dashscope.hiredis, is a rock of
+-- its own (dashscope-hiredis-0.1.0-1.rockspec), so that this one needs no libhiredis.
+--
+--   luarocks install dashscope                       (a rocks server; --deps-mode=none: README)
+--   make rock && luarocks install build/dist/dashscope-0.1.0-1.src.rock     (offline, a checkout)
 --   luarocks --lua-version=5.4 make --deps-mode=none rockspec/dashscope-0.1.0-1.rockspec
--- --deps-mode=none because luarocks does not see Debian's packaged rocks: install lua-cjson with
--- apt-get (package lua-cjson) or from your own rocks server.
+--   luarocks --lua-version=5.4 test rockspec/dashscope-0.1.0-1.rockspec      (the suite, a checkout)
 rockspec_format = "3.0"
 package = "dashscope"
 version = "0.1.0-1"
+-- The release tarball of the tag v0.1.0: `make dist` (scripts/dist.sh) makes it byte for byte from
+-- that tag's checkout, beside the source rocks, which carry it (so they install offline).
 source = {
-  url = "git+file:///dev/null", -- built from a checkout with `luarocks make`
+  url = "https://github.com/lua-dashscope/lua-dashscope/releases/download/v0.1.0/lua-dashscope-0.1.0.tar.gz",
+  dir = "lua-dashscope-0.1.0",
 }
 description = {
   summary = "Alibaba Cloud DashScope video synthesis (VideoRetalk, Emoji, LivePortrait) for Lua",
   detailed = [[
 A C module over libcurl's multi interface: submit VideoRetalk, Emoji and LivePortrait jobs from Lua
 tables checked against the documented contract, poll them without blocking, and get Lua tables back.
+A command-line tool (dashscope), LuaCATS types for lua-language-server (in the rock's types/), and
+drivers for blocking code, coroutines, luv/Neovim and OpenResty.
 ]],
+  homepage = "https://github.com/lua-dashscope/lua-dashscope",
+  issues_url = "https://github.com/lua-dashscope/lua-dashscope/issues",
   license = "MIT",
   labels = { "dashscope", "aliyun", "video", "curl" },
 }
+-- Where the system packages lua-cjson (Debian: apt-get install lua-cjson), luarocks does not see it:
+-- install with --deps-mode=none (README, "Installing").
 dependencies = {
   "lua >= 5.1",
-  "lua-cjson",
+  "lua-cjson >= 2.1",
 }
+-- libcurl, found the LuaRocks way: the library is probed, in lib/ and in lib/<gcc -print-multiarch>/
+-- (multiarch Debian and Ubuntu keep it under /usr/lib/<triplet>/, whatever the architecture). The
+-- header is not probed: LuaRocks looks for headers in <prefix>/include only, and multiarch Debian
+-- keeps curl/curl.h under /usr/include/<triplet>/, so a header probe would fail there unless
+-- CURL_INCDIR were given. The compiler finds it instead: gcc and clang search /usr/include/<triplet>
+-- by default, and on other distributions the header is in $(CURL_INCDIR) (incdirs below). No
+-- architecture is named here. CURL_DIR=/opt/curl, or CURL_INCDIR= and CURL_LIBDIR=, on the luarocks
+-- command line build against another libcurl.
 external_dependencies = {
-  CURL = { library = "curl" }, -- Debian keeps curl.h under /usr/include/x86_64-linux-gnu (incdirs below)
-  HIREDIS = { header = "hiredis/hiredis.h", library = "hiredis" }, -- Debian: libhiredis-dev
+  CURL = { library = "curl" },
+}
+-- The suite (spec/, busted, the local server in spec/server/) for the interpreter luarocks runs:
+-- scripts/luarocks-test.lua builds and runs `make test-one` for it. busted is not declared as a
+-- test dependency: luarocks 3.8 would try to fetch it even with Debian's lua-busted installed (the
+-- script says what is missing instead).
+test = {
+  type = "command",
+  script = "scripts/luarocks-test.lua",
 }
 build = {
   type = "builtin",
   -- The same files as make install: dashscope.lua (the entry) over the C core dashscope.core
-  -- (dashscope/core.so), dashscope.hiredis (dashscope/hiredis.so), and the Lua layer dashscope/*.lua.
+  -- (dashscope/core.so), and the Lua layer dashscope/*.lua.
   modules = {
     dashscope = "src/dashscope.lua",
     ["dashscope.core"] = {
       sources = { "src/buffer.c", "src/class.c", "src/clock.c", "src/core.c", "src/form.c", "src/fs.c", "src/headers.c",
                   "src/integers.c", "src/logfile.c", "src/request.c", "src/scrub.c", "src/signals.c", "src/transport.c", "src/url.c", "src/watch.c" },
       libraries = { "curl" },
-      incdirs = { "$(CURL_INCDIR)", "/usr/include/x86_64-linux-gnu" },
+      incdirs = { "$(CURL_INCDIR)" },
       libdirs = { "$(CURL_LIBDIR)" },
-      defines = { "_POSIX_C_SOURCE=200809L" },
-    },
-    -- the Redis quota store's connection, apart from the core (which loads without hiredis)
-    ["dashscope.hiredis"] = {
-      sources = { "src/hiredis/hiredis.c", "src/class.c" },
-      libraries = { "hiredis" },
-      incdirs = { "$(HIREDIS_INCDIR)" },
-      libdirs = { "$(HIREDIS_LIBDIR)" },
       defines = { "_POSIX_C_SOURCE=200809L" },
     },
     ["dashscope.calls"] = "src/dashscope/calls.lua",
@@ -102,4 +122,9 @@ build = {
   install = {
     bin = { dashscope = "bin/dashscope" }, -- luarocks wraps it to run with the rock's interpreter
   },
+  -- Copied into the rock's own directory, <tree>/lib/luarocks/rocks-<abi>/dashscope/0.1.0-1/
+  -- (`luarocks show --rock-dir dashscope`): docs/ (the reference; `luarocks doc dashscope`) and
+  -- types/, the LuaCATS types as a lua-language-server addon (types/README.md). The types are
+  -- ---@meta stubs, not modules: never on package.path.
+  copy_directories = { "docs", "types" },
 }

@@ -76,8 +76,10 @@ function quota_redis.new(text)
   local parts = assert(quota_redis.parse(text))
   local ok, hiredis = pcall(require, "dashscope.hiredis")
   if not ok then
-    error("the quota store " .. parts.shown .. " needs the module dashscope.hiredis (lua-dashscope built "
-      .. "with libhiredis): " .. tostring(hiredis):match("^[^\n]*"), 0)
+    -- a rock of its own (rockspec/dashscope-hiredis-*.rockspec), so that the core needs no libhiredis
+    error("quota = \"" .. parts.shown .. "\" (or DASHSCOPE_QUOTA_STORE) needs the module dashscope.hiredis: "
+      .. "install the rock dashscope-hiredis (it needs libhiredis), or build with make, which builds it ("
+      .. tostring(hiredis):match("^[^\n]*") .. ")", 0)
   end
   local self = setmetatable({ kind = "redis", url = parts.shown, parts = parts, hiredis = hiredis,
     conn = nil, set_up = false, pending = {}, why = nil }, Store)
