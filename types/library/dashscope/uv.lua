@@ -4,7 +4,8 @@
 -- vim.uv / vim.loop, or require("luv")). A definition file, never loaded by Lua; see
 -- types/README.md. The types `uv`, `uv.uv_timer_t` and `uv.uv_poll_t` are luv's own, as
 -- lua-language-server's luv library (and Neovim's runtime) define them: this file names them and
--- does not define them (spec/types_spec.lua lists them as luv's).
+-- does not define them (spec/types_spec.lua lists them as luv's). The local `uv` below is this
+-- module, named as in src/dashscope/uv.lua; the type `uv` is luv's module.
 
 ---Options of `require("dashscope.uv").attach`.
 ---@class dashscope.uv.AttachOptions
@@ -32,13 +33,13 @@ function Driver:detach() end
 
 ---The libuv driver: `require("dashscope.uv").attach(client, vim.uv)`.
 ---@class dashscope.uv
-local M = {}
+local uv = {}
 
 ---Attaches a driver to `client` on the luv module `luv` and kicks it once.
 ---@param client dashscope.Client
 ---@param luv uv the luv module: vim.uv (vim.loop before Neovim 0.10), or require("luv")
 ---@param opts? dashscope.uv.AttachOptions
 ---@return dashscope.uv.Driver driver
-function M.attach(client, luv, opts) end
+function uv.attach(client, luv, opts) end
 
-return M
+return uv
