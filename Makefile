@@ -132,10 +132,11 @@ $(BUILD)/dashscope/%.lua: src/dashscope/%.lua
 	cp $< $@
 
 # The CLI runs with the interpreter it was installed for (its first line names it); the LuaCATS
-# annotations go where an editor's lua-language-server can be pointed (types/README.md).
+# annotations go to TYPESDIR as the lua-language-server addon types/ is (config.json, library/):
+# an editor points LuaLS at it (types/README.md).
 install: all
 	install -d $(DESTDIR)$(LUA_CMOD)/dashscope $(DESTDIR)$(LUA_LMOD)/dashscope $(DESTDIR)$(BINDIR) \
-	  $(DESTDIR)$(TYPESDIR)/dashscope
+	  $(DESTDIR)$(TYPESDIR)/library/dashscope
 	install -m 0755 $(BUILD)/dashscope/core.so $(DESTDIR)$(LUA_CMOD)/dashscope/core.so
 	install -m 0755 $(BUILD)/dashscope/hiredis.so $(DESTDIR)$(LUA_CMOD)/dashscope/hiredis.so
 	install -m 0644 $(BUILD)/dashscope.lua $(DESTDIR)$(LUA_LMOD)/dashscope.lua
@@ -144,8 +145,9 @@ install: all
 	install -m 0644 $(CLI_OUT) $(DESTDIR)$(LUA_LMOD)/dashscope/cli/
 	sed '1s|.*|#!/usr/bin/env $(LUA)|' bin/dashscope > $(DESTDIR)$(BINDIR)/dashscope
 	chmod 0755 $(DESTDIR)$(BINDIR)/dashscope
-	install -m 0644 types/dashscope.lua types/README.md $(DESTDIR)$(TYPESDIR)/
-	install -m 0644 types/dashscope/*.lua $(DESTDIR)$(TYPESDIR)/dashscope/
+	install -m 0644 types/config.json types/README.md $(DESTDIR)$(TYPESDIR)/
+	install -m 0644 types/library/dashscope.lua $(DESTDIR)$(TYPESDIR)/library/
+	install -m 0644 types/library/dashscope/*.lua $(DESTDIR)$(TYPESDIR)/library/dashscope/
 
 uninstall:
 	rm -f $(DESTDIR)$(LUA_LMOD)/dashscope.lua $(DESTDIR)$(BINDIR)/dashscope

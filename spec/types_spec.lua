@@ -1,19 +1,30 @@
--- The LuaLS annotations (types/*.lua) cover the whole public API: every public function of the
--- module, of a client, of a task handle, of dashscope.uv and of a uv driver has an annotated
--- declaration with a description, a @param per parameter and its @returns; every type they name is
--- defined; the model and option classes match the contracts the client checks with. The files are
--- read as text (LuaLS reads them, Lua never runs them) and compared with the module at run time.
--- An annotated function the module does not have yet is reported as pending, not as a failure.
+-- The LuaLS annotations (the addon types/: config.json, library/*.lua) cover the whole public API:
+-- every public function of the module, of a client, of a task handle, of a journal, of dashscope.uv
+-- and of a uv driver has an annotated declaration with a description, a @param per parameter and
+-- its @returns; every type they name is defined (luv's aside); the model and option classes match
+-- the contracts the client checks with; ---@async marks exactly the functions whose call reaches
+-- the client's wait loop (spec/support/yields.lua calls each). The files are read as text
+-- (spec/support/luacats.lua; LuaLS reads them, Lua never runs them) and compared with the module at
+-- run time. An annotated function the module does not have yet is reported as pending, not as a
+-- failure.
 local dashscope = require("dashscope")
+local luacats = require("spec.support.luacats")
+local yields = require("spec.support.yields")
+
+local type_names, strip_optional, is_fun = luacats.type_names, luacats.strip_optional, luacats.is_fun
+local BUILTIN = luacats.BUILTIN
 
 -- The repository root, from this file's own path (busted runs from the root; this also works
 -- when it runs from elsewhere).
 local ROOT = debug.getinfo(1, "S").source:match("^@(.-)spec[/\\][^/\\]*$") or ""
 
+-- types/ is a lua-language-server addon: config.json, and the definition files in library/.
+local ADDON = "types/"
+
 -- Every annotation file, with the module name its ---@meta line must give.
 local FILES = {
-  { path = "types/dashscope.lua", meta = "dashscope" },
-  { path = "types/dashscope/uv.lua", meta = "dashscope.uv" },
+  { path = ADDON .. "library/dashscope.lua", meta = "dashscope" },
+  { path = ADDON .. "library/dashscope/uv.lua", meta = "dashscope.uv" },
 }
 
 -- Where each annotated class lives at run time (`get` receives the objects made by surfaces()).
@@ -42,24 +53,10 @@ local RETURNS_NOTHING = {
   ["dashscope.uv.Driver:detach"] = true,
 }
 
--- Lua's own types and the words of the type syntax.
-local BUILTIN = {}
-for name in ([[nil any boolean string number integer function table thread userdata
-               lightuserdata unknown self fun true false file]]):gmatch("%S+") do
-  BUILTIN[name] = true
-end
-
--- The tags LuaLS knows; any other @word is a typo.
-local TAGS = {}
-for tag in ([[alias as async cast class deprecated diagnostic enum field generic meta module
-              nodiscard operator overload package param private protected return see source
-              type vararg version]]):gmatch("%S+") do
-  TAGS[tag] = true
-end
-
-local function trim(s)
-  return (s:gsub("^%s+", ""):gsub("%s+$", ""))
-end
+-- Types named and not defined here: luv's, which the uv driver takes and holds (the luv module and
+-- its handles), as the luv library lua-language-server ships and Neovim's runtime define them;
+-- types/README.md says how to load them.
+local LUV = { ["uv"] = true, ["uv.uv_timer_t"] = true, ["uv.uv_poll_t"] = true }
 
 local function read(path)
   local f, err = io.open(ROOT .. path, "rb")
@@ -74,265 +71,6 @@ local function sorted_keys(t)
   for k in pairs(t) do keys[#keys + 1] = k end
   table.sort(keys)
   return keys
-end
-
----------------------------------------------------------------------------------------------------
--- Reading the annotation files
----------------------------------------------------------------------------------------------------
-
-local CLOSE = { ["("] = ")", ["{"] = "}", ["<"] = ">", ["["] = "]" }
-local CLOSING = { [")"] = true, ["}"] = true, [">"] = true, ["]"] = true }
-
--- Splits "TYPE rest" into the type expression and the rest (a name, a description). The type may
--- hold spaces inside brackets and around `|`, and after the `:` of a `fun(...)` return.
-local function read_type(s)
-  s = s:match("^%s*(.*)$")
-  local i, n, depth, last = 1, #s, 0, nil
-  while i <= n do
-    local c = s:sub(i, i)
-    if c == '"' or c == "'" or c == "`" then
-      local j = s:find(c, i + 1, true)
-      if not j then return nil, "unterminated string in " .. s end
-      i, last = j + 1, c
-    elseif CLOSE[c] then
-      depth, i, last = depth + 1, i + 1, c
-    elseif CLOSING[c] then
-      depth, i, last = depth - 1, i + 1, c
-      if depth < 0 then return nil, "unbalanced '" .. c .. "' in " .. s end
-    elseif c:find("%s") then
-      if depth > 0 then
-        i = i + 1
-      else
-        local j = i
-        while j <= n and s:sub(j, j):find("%s") do j = j + 1 end
-        if last == "|" or last == ":" or s:sub(j, j) == "|" then
-          i = j
-        else
-          break
-        end
-      end
-    else
-      i, last = i + 1, c
-    end
-  end
-  if depth ~= 0 then return nil, "unbalanced brackets in " .. s end
-  local t = trim(s:sub(1, i - 1))
-  if t == "" then return nil, "no type" end
-  return t, trim(s:sub(i))
-end
-
--- The type names a type expression refers to (not its literals, argument names or keys).
-local function type_names(t)
-  local s = t:gsub('"[^"]*"', " "):gsub("'[^']*'", " "):gsub("`[^`]*`", " ")
-  s = s:gsub("%.%.%.%s*%??%s*:", " "):gsub("[%w_]+%s*%??%s*:", " ")
-  local names = {}
-  for name in s:gmatch("[%a_][%w_%.]*") do names[#names + 1] = name end
-  return names
-end
-
--- The string literals of a union of literals ('"a"|"b"'), or nil when it holds anything else.
-local function literals(t)
-  local values = {}
-  for part in (t .. "|"):gmatch("([^|]*)|") do
-    local v = trim(part):match('^"([^"]*)"$') or trim(part):match("^'([^']*)'$")
-    if not v then return nil end
-    values[#values + 1] = v
-  end
-  return values
-end
-
-local function strip_optional(t)
-  return (t:gsub("%?$", ""))
-end
-
--- Parses the annotation files into { classes, aliases, functions, types, errors }.
---   classes[name]  = { fields = { [name] = { type, optional, scope } }, file, line }
---   aliases[name]  = { types = { ... }, values = { ... } | nil }
---   functions[i]   = { class, name, sep, key, params = { names }, doc = { params, returns,
---                      overloads, described }, file, line }
---   types[i]       = { type, where }: every type expression, for the names it uses
-local function parse(files)
-  local model = { classes = {}, aliases = {}, functions = {}, types = {}, errors = {}, returns = {} }
-  local function fail(where, text)
-    model.errors[#model.errors + 1] = where .. ": " .. text
-  end
-  local function use_type(t, where)
-    model.types[#model.types + 1] = { type = t, where = where }
-  end
-
-  for _, file in ipairs(files) do
-    local text, err = read(file.path)
-    if not text then
-      fail(file.path, "cannot read: " .. tostring(err))
-    else
-      local vars = {}   -- local name -> class
-      local block       -- the doc comment lines above the current line
-      local function new_block()
-        block = { params = {}, returns = {}, overloads = {}, described = false, class = nil,
-                  alias = nil }
-      end
-      new_block()
-      local lineno = 0
-      for line in (text .. "\n"):gmatch("([^\n]*)\n") do
-        lineno = lineno + 1
-        line = line:gsub("\r$", "")
-        local where = file.path .. ":" .. lineno
-        local doc = line:match("^%s*%-%-%-(.*)$")
-        if lineno == 1 then
-          if line ~= "---@meta " .. file.meta then
-            fail(where, "the first line must be '---@meta " .. file.meta .. "' (got '" .. line .. "')")
-          end
-        elseif doc and doc:sub(1, 1) == "-" then
-          fail(where, "a line of dashes is a doc comment to LuaLS; use a plain -- comment")
-        elseif doc then
-          local tag, rest = doc:match("^%s*@(%w+)%s*(.*)$")
-          if tag then
-            rest = trim(rest)
-            if not TAGS[tag] then
-              fail(where, "unknown tag @" .. tag)
-            elseif tag == "class" then
-              local name, parent = rest:match("^([%w_%.]+)%s*:?%s*([%w_%.]*)")
-              if not name then
-                fail(where, "@class without a name")
-              elseif model.classes[name] then
-                fail(where, "class " .. name .. " defined twice")
-              else
-                model.classes[name] = { fields = {}, file = file.path, line = lineno, parent = parent }
-                block.class = name
-                if parent ~= "" then use_type(parent, where) end
-              end
-            elseif tag == "field" then
-              local class = block.class and model.classes[block.class]
-              local scope, after = rest:match("^(%a+)%s+(.*)$")
-              if scope == "public" or scope == "private" or scope == "protected" or scope == "package" then
-                rest = after
-              else
-                scope = "public"
-              end
-              local name, optional, tail = rest:match("^(%[[^%]]+%])(%??)%s*(.*)$")
-              if not name then
-                name, optional, tail = rest:match("^([%a_][%w_]*)(%??)%s*(.*)$")
-              end
-              local ftype, why = read_type(tail or "")
-              if not class then
-                fail(where, "@field outside a @class block")
-              elseif not name or not ftype then
-                fail(where, "cannot read @field: " .. tostring(why))
-              else
-                if name:sub(1, 1) == "[" then
-                  use_type(name:sub(2, -2), where)
-                end
-                class.fields[name] = { type = ftype, optional = optional == "?" or ftype:sub(-1) == "?",
-                                       scope = scope }
-                use_type(ftype, where)
-              end
-            elseif tag == "alias" then
-              local name, tail = rest:match("^([%w_%.]+)%s*(.*)$")
-              if not name then
-                fail(where, "@alias without a name")
-              elseif model.aliases[name] then
-                fail(where, "alias " .. name .. " defined twice")
-              else
-                local alias = { types = {}, values = {}, file = file.path, line = lineno }
-                model.aliases[name] = alias
-                block.alias = alias
-                if tail ~= "" then
-                  -- the rest of the line is the type (descriptions go on the lines above)
-                  alias.types[1] = tail
-                  alias.values = literals(tail)
-                  use_type(tail, where)
-                end
-              end
-            elseif tag == "param" then
-              local name, optional, tail = rest:match("^([%a_][%w_]*)(%??)%s*(.*)$")
-              if not name then
-                name, optional, tail = rest:match("^(%.%.%.)(%??)%s*(.*)$")
-              end
-              local ptype, why = read_type(tail or "")
-              if not name or not ptype then
-                fail(where, "cannot read @param: " .. tostring(why))
-              else
-                block.params[#block.params + 1] = { name = name, type = ptype, optional = optional == "?" }
-                use_type(ptype, where)
-              end
-            elseif tag == "return" then
-              local rtype, why = read_type(rest)
-              if not rtype then
-                fail(where, "cannot read @return: " .. tostring(why))
-              else
-                block.returns[#block.returns + 1] = rtype
-                use_type(rtype, where)
-              end
-            elseif tag == "overload" then
-              if not rest:find("^fun%s*%(") then
-                fail(where, "@overload must be followed by fun(...)")
-              else
-                block.overloads[#block.overloads + 1] = rest
-                use_type(rest, where)
-              end
-            end
-          elseif doc:match("^%s*|") then
-            local value = doc:match("^%s*|[>+]?%s*(.-)%s*$")
-            value = trim(value:match("^(.-)%s#") or value:match("^(.-)#$") or value)
-            if not block.alias then
-              fail(where, "---| line outside an @alias block")
-            elseif value == "" then
-              fail(where, "empty ---| line")
-            else
-              local alias = block.alias
-              alias.types[#alias.types + 1] = value
-              local lit = literals(value)
-              if lit and alias.values then
-                for _, v in ipairs(lit) do alias.values[#alias.values + 1] = v end
-              else
-                alias.values = nil
-              end
-              use_type(value, where)
-            end
-          elseif trim(doc) ~= "" then
-            block.described = true
-          end
-        else
-          -- Code (or a plain comment, or a blank line): what the block above documents.
-          local var = line:match("^local%s+([%a_][%w_]*)%s*=%s*{%s*}%s*$")
-          local fvar, sep, fname, params = line:match("^function%s+([%a_][%w_]*)([%.:])([%a_][%w_]*)%s*%(([^%)]*)%)%s*end%s*$")
-          local ret = line:match("^return%s+([%a_][%w_]*)%s*$")
-          if var then
-            if not block.class then
-              fail(where, "local " .. var .. " without a ---@class above it")
-            else
-              vars[var] = block.class
-            end
-          elseif fvar then
-            local class = vars[fvar]
-            if not class then
-              fail(where, "function on " .. fvar .. ", which is no annotated class")
-            else
-              local names = {}
-              for p in params:gmatch("[^,]+") do names[#names + 1] = trim(p) end
-              model.functions[#model.functions + 1] = {
-                class = class, name = fname, sep = sep, key = class .. sep .. fname,
-                params = names, doc = block, file = file.path, line = lineno,
-              }
-            end
-          elseif ret then
-            if vars[ret] ~= file.meta then
-              fail(where, "returns " .. ret .. " (class " .. tostring(vars[ret]) .. "), not the class "
-                .. file.meta .. " its ---@meta line names")
-            end
-            model.returns[file.path] = vars[ret]
-          elseif line:find("%S") and not line:find("^%s*%-%-") then
-            fail(where, "unexpected code in a definition file: " .. line)
-          end
-          new_block()
-        end
-      end
-      if not model.returns[file.path] then
-        fail(file.path, "does not end with 'return <module class>' (LuaLS takes require's value from it)")
-      end
-    end
-  end
-  return model
 end
 
 ---------------------------------------------------------------------------------------------------
@@ -412,7 +150,7 @@ local function type_matches(rule, annotated, model)
   elseif kind == "time" then
     return t == "dashscope.ListTime", "dashscope.ListTime"
   elseif kind == "function" then
-    return t:find("^fun%s*%(") ~= nil, "fun(...)"
+    return is_fun(t), "fun(...)"
   elseif kind == "rate_limits" then
     return t:find("dashscope.RateLimits", 1, true) ~= nil and t:find("boolean", 1, true) ~= nil,
       "boolean|dashscope.RateLimits"
@@ -479,7 +217,7 @@ end
 ---------------------------------------------------------------------------------------------------
 
 describe("the LuaLS annotations (types/)", function()
-  local ok, model = pcall(parse, FILES)
+  local ok, model = pcall(luacats.parse, FILES, read)
   if not ok then
     it("can be read", function()
       error("spec/types_spec.lua could not read types/: " .. tostring(model))
@@ -508,7 +246,7 @@ describe("the LuaLS annotations (types/)", function()
     local unknown, seen = {}, {}
     for _, use in ipairs(model.types) do
       for _, name in ipairs(type_names(use.type)) do
-        if not BUILTIN[name] and not model.classes[name] and not model.aliases[name] then
+        if not BUILTIN[name] and not LUV[name] and not model.classes[name] and not model.aliases[name] then
           local text = use.where .. ": " .. name
           if not seen[text] then
             seen[text] = true
@@ -551,7 +289,7 @@ describe("the LuaLS annotations (types/)", function()
       local missing = {}
       for _, name in ipairs(sorted_keys(functions)) do
         local field = class.fields[name]
-        local as_field = field and strip_optional(field.type):find("^fun%s*%(")
+        local as_field = field and is_fun(strip_optional(field.type))
         if not annotated[name] and not as_field then
           missing[#missing + 1] = surface.prefix .. name
         end
@@ -665,5 +403,113 @@ describe("the LuaLS annotations (types/)", function()
       local problems = compare_contract(model, oc.class, rules)
       assert(#problems == 0, oc.class .. " out of step with " .. oc.module .. "." .. oc.key .. ":" .. list(problems))
     end)
+  end
+
+  it("are a lua-language-server addon: config.json names it and offers it where dashscope is required", function()
+    local json = assert(read(ADDON .. "config.json"))
+    local cfg = require("cjson").decode(json)
+    assert(cfg.name == "dashscope", "config.json: name must be \"dashscope\"")
+    assert(type(cfg.words) == "table" and #cfg.words > 0, "config.json: no words")
+    -- LuaLS offers the addon when a word matches a file's text as a whole (its library.lua's
+    -- wholeMatch: no letter, digit or _ right before or after the match).
+    local function offered(text)
+      for _, word in ipairs(cfg.words) do
+        local captures = { text:match("([%w_]?)" .. word .. "([%w_]?)") }
+        if captures[1] == "" and captures[#captures] == "" then return true end
+      end
+      return false
+    end
+    for _, text in ipairs { 'local dashscope = require "dashscope"', "local d = require('dashscope')",
+                            'local driver = require("dashscope.uv").attach(client, vim.uv)', "require'dashscope'.new()" } do
+      assert(offered(text), "config.json's words miss: " .. text)
+    end
+    for _, text in ipairs { 'require "dashscope_extra"', 'require("dashscopes")', 'local name = "dashscope"',
+                            'myrequire("dashscope")' } do
+      assert(not offered(text), "config.json's words match: " .. text)
+    end
+    -- the addon holds the definition files in library/ and nothing the spec does not read
+    local expected = { [ADDON .. "config.json"] = true, [ADDON .. "README.md"] = true }
+    for _, file in ipairs(FILES) do expected[file.path] = true end
+    local find = assert(io.popen("cd '" .. (ROOT == "" and "." or ROOT) .. "' && find " .. ADDON .. " -type f"))
+    local stray = {}
+    for path in find:lines() do
+      if not expected[path] then stray[#stray + 1] = path end
+    end
+    find:close()
+    assert(#stray == 0, "files in the addon that spec/types_spec.lua does not check:" .. list(stray))
+  end)
+
+  it("type the uv driver with luv's own types, and name no luv type they do not use", function()
+    local used = {}
+    for _, use in ipairs(model.types) do
+      for _, name in ipairs(type_names(use.type)) do used[name] = true end
+    end
+    local unused = {}
+    for _, name in ipairs(sorted_keys(LUV)) do
+      if not used[name] then unused[#unused + 1] = name end
+    end
+    assert(#unused == 0, "LUV lists types no annotation names:" .. list(unused))
+    local driver = model.classes["dashscope.uv.Driver"]
+    assert(driver and driver.fields.uv and driver.fields.uv.type == "uv", "dashscope.uv.Driver.uv must be luv's uv")
+    for _, fn in ipairs(model.functions) do
+      if fn.key == "dashscope.uv.attach" then
+        local luv = fn.doc.params[2]
+        assert(luv and luv.type == "uv", "uv.attach's second parameter must be luv's uv")
+      end
+    end
+  end)
+
+  it("mark ---@async exactly what may reach the client's wait loop (spec/support/yields.lua)", function()
+    local problems, annotated = {}, {}
+    for _, fn in ipairs(model.functions) do
+      annotated[fn.key] = true
+      local entry = yields.CALLS[fn.key]
+      if not entry then
+        problems[#problems + 1] = fn.key .. " is not in spec/support/yields.lua: list it with a call that shows"
+          .. " whether it reaches the wait loop"
+      elseif (entry[1] == "yields") ~= fn.doc.async then
+        problems[#problems + 1] = fn.file .. ":" .. fn.line .. ": " .. fn.key .. (fn.doc.async
+          and " never reaches the wait loop: take off its ---@async" or " may yield: mark it ---@async")
+      end
+    end
+    for key in pairs(yields.CALLS) do
+      if not annotated[key] then problems[#problems + 1] = key .. " is in yields.CALLS but not annotated" end
+    end
+    for name, entry in pairs(yields.ALIASES) do
+      local alias = model.aliases[name]
+      local async = alias and #alias.types == 1 and alias.types[1]:find("^async%s+fun%s*%(") ~= nil
+      if not alias then
+        problems[#problems + 1] = "no @alias " .. name
+      elseif async ~= (entry[1] == "yields") then
+        problems[#problems + 1] = name .. (async and " never reaches the wait loop: write fun(...)"
+          or " may yield: write async fun(...)")
+      end
+    end
+    -- The wait loop calls each `sleep` option: it may yield.
+    for _, name in ipairs(sorted_keys(model.classes)) do
+      local sleep = model.classes[name].fields.sleep
+      if sleep and not strip_optional(sleep.type):find("^async%s+fun%s*%(") then
+        problems[#problems + 1] = name .. ".sleep may yield: write async fun(seconds: number)"
+      end
+    end
+    table.sort(problems)
+    assert(#problems == 0, "---@async out of step with what reaches Engine:run:" .. list(problems))
+  end)
+
+  for _, group in ipairs { yields.CALLS, yields.ALIASES } do
+    for _, key in ipairs(sorted_keys(group)) do
+      local entry = group[key]
+      local reaches = entry[1] == "yields"
+      it((reaches and "reach" or "return short of") .. " the client's wait loop from " .. key, function()
+        local reached, returned, err = yields.run(entry, fake_uv)
+        if reaches then
+          assert(reached, key .. " did not reach Engine:run (" .. (returned and "it returned" or "it raised: "
+            .. tostring(err)) .. "): fix its call in spec/support/yields.lua, or it does not yield")
+        else
+          assert(not reached, key .. " reached Engine:run: it may yield (list it as yields, mark it ---@async)")
+          assert(returned or dashscope.is_misuse(err), key .. " raised: " .. tostring(err))
+        end
+      end)
+    end
   end
 end)

@@ -2,7 +2,10 @@
 
 -- LuaCATS annotations of `require("dashscope.uv")`, the libuv driver of a client (Neovim's
 -- vim.uv / vim.loop, or require("luv")). A definition file, never loaded by Lua; see
--- types/README.md.
+-- types/README.md. The types `uv`, `uv.uv_timer_t` and `uv.uv_poll_t` are luv's own, as
+-- lua-language-server's luv library (and Neovim's runtime) define them: this file names them and
+-- does not define them (spec/types_spec.lua lists them as luv's). The local `uv` below is this
+-- module, named as in src/dashscope/uv.lua; the type `uv` is luv's module.
 
 ---Options of `require("dashscope.uv").attach`.
 ---@class dashscope.uv.AttachOptions
@@ -13,11 +16,11 @@
 ---`wait`, `cancel`) re-syncs the handles when it returns.
 ---@class dashscope.uv.Driver
 ---@field client dashscope.Client the client driven
----@field uv table the luv module given to attach
+---@field uv uv the luv module given to attach
 ---@field on_error fun(err: any) where errors raised while driving go
 ---@field detached? boolean true once detach() has run
----@field private polls table<integer, userdata> the poll handle of each watched socket
----@field private timer userdata the timer of the client's next piece of work
+---@field private polls table<integer, uv.uv_poll_t> the poll handle of each watched socket
+---@field private timer uv.uv_timer_t the timer of the client's next piece of work
 local Driver = {}
 
 ---Steps the client from the loop at once and re-syncs the handles. Call it after adding work other
@@ -30,13 +33,13 @@ function Driver:detach() end
 
 ---The libuv driver: `require("dashscope.uv").attach(client, vim.uv)`.
 ---@class dashscope.uv
-local M = {}
+local uv = {}
 
----Attaches a driver to `client` on the luv module `uv` and kicks it once.
+---Attaches a driver to `client` on the luv module `luv` and kicks it once.
 ---@param client dashscope.Client
----@param uv table the luv module: vim.uv (vim.loop before Neovim 0.10), or require("luv")
+---@param luv uv the luv module: vim.uv (vim.loop before Neovim 0.10), or require("luv")
 ---@param opts? dashscope.uv.AttachOptions
 ---@return dashscope.uv.Driver driver
-function M.attach(client, uv, opts) end
+function uv.attach(client, luv, opts) end
 
-return M
+return uv

@@ -1,8 +1,10 @@
 ---@meta dashscope
 
 -- LuaCATS annotations of lua-dashscope for lua-language-server (LuaLS): a definition file, never
--- loaded by Lua. Point LuaLS at this directory (types/README.md). The driver for libuv is in
--- types/dashscope/uv.lua. spec/types_spec.lua checks these annotations against the module.
+-- loaded by Lua, in the library/ of the addon that types/ is (types/README.md). The driver for
+-- libuv is in types/library/dashscope/uv.lua. spec/types_spec.lua checks these annotations against
+-- the module. ---@async marks the functions that may run the client's wait loop, and so call its
+-- `sleep` (which may yield): call them from a coroutine when that sleep yields.
 
 -- Enumerations
 
@@ -115,11 +117,11 @@
 ---@alias dashscope.ListTime string|number
 
 ---The iterator of `client:each_done`: each task once per place in the array, with its result or its error.
----@alias dashscope.EachDoneIterator fun(): dashscope.Task?, dashscope.Result?, dashscope.Error?
+---@alias dashscope.EachDoneIterator async fun(): dashscope.Task?, dashscope.Result?, dashscope.Error?
 
 ---The iterator of `client:each_task`: each item of every page; `false` and the error on a failure,
 ---after which the loop ends.
----@alias dashscope.EachTaskIterator fun(): dashscope.TaskListItem|false|nil, dashscope.Error?
+---@alias dashscope.EachTaskIterator async fun(): dashscope.TaskListItem|false|nil, dashscope.Error?
 
 -- Client options (dashscope.new) and call options
 
@@ -149,7 +151,7 @@
 ---@field quota? false|string|table share the quotas with other processes: a shared dict (ngx.shared.NAME) for the workers of one nginx, or a Redis URL "redis://[:password@]host[:port][/db][?prefix=name]" for processes on any host; false keeps them in this process (default: env DASHSCOPE_QUOTA_STORE). A store that fails is given up at once and tried again in the background
 ---@field on_warning? fun(message: string, info: dashscope.Warning) called when the quota store fails ("QuotaStoreDown") and when it is back ("QuotaStoreBack"), once each per outage (default: a line on stderr)
 ---@field user_agent? string appended to the User-Agent
----@field sleep? fun(seconds: number) called instead of blocking, e.g. ngx.sleep or coroutine.yield; may yield
+---@field sleep? async fun(seconds: number) called instead of blocking, e.g. ngx.sleep or coroutine.yield; may yield
 ---@field ca_file? string a PEM file of CA certificates to verify TLS peers with (a private CA); verification itself is always on
 ---@field ca_path? string a directory of CA certificates (c_rehash layout), as ca_file
 ---@field allow_http? boolean permit a plain http:// base_url to a host other than loopback: the API key then crosses the network unencrypted (default false)
@@ -197,14 +199,14 @@
 ---@class dashscope.WaitOptions
 ---@field timeout? number seconds, at least 0 (default: the client's wait_timeout)
 ---@field on_status? fun(task: dashscope.Task, status: dashscope.TaskStatus) called on each change of status
----@field sleep? fun(seconds: number) used instead of blocking, e.g. ngx.sleep
+---@field sleep? async fun(seconds: number) used instead of blocking, e.g. ngx.sleep
 ---@field on_tick? fun(task: dashscope.Task, progress: dashscope.Progress) called every `tick` seconds while the task has not ended (a live display needs no polling)
 ---@field tick? number seconds between on_tick calls, 0.01 to 3600 (default 1)
 
 ---Options of `client:wait_all`, `client:wait_any` and `client:each_done`.
 ---@class dashscope.WaitManyOptions
 ---@field timeout? number seconds, at least 0 (default: the client's wait_timeout)
----@field sleep? fun(seconds: number) used instead of blocking, e.g. ngx.sleep
+---@field sleep? async fun(seconds: number) used instead of blocking, e.g. ngx.sleep
 
 ---Callbacks of `client:watch`; they run from `client:step()`, so from the event loop driving it.
 ---@class dashscope.WatchCallbacks
@@ -486,6 +488,7 @@ local Client = {}
 
 ---Lip-syncs a video to new audio (model `videoretalk`). Misuse (a wrong type, a missing or unknown
 ---field, a value out of range) raises before anything is sent.
+---@async
 ---@param fields dashscope.VideoRetalkFields
 ---@return dashscope.Task? task
 ---@return dashscope.Error? err
@@ -494,12 +497,14 @@ function Client:videoretalk(fields) end
 ---Animates a face photo with an expression template (model `emoji-v1`). Without `face_bbox` and
 ---`ext_bbox`, runs `emoji_detect` first; a face that does not pass returns `nil, err` with
 ---`err.detect` holding the detect result.
+---@async
 ---@param fields dashscope.EmojiFields
 ---@return dashscope.Task? task
 ---@return dashscope.Error? err
 function Client:emoji(fields) end
 
 ---Animates a portrait photo from speech audio (model `liveportrait`).
+---@async
 ---@param fields dashscope.LivePortraitFields
 ---@return dashscope.Task? task
 ---@return dashscope.Error? err
@@ -507,6 +512,7 @@ function Client:liveportrait(fields) end
 
 ---Checks a portrait for `liveportrait` (model `liveportrait-detect`, synchronous, billed per call).
 ---A `dashscope.file` is uploaded first.
+---@async
 ---@param fields dashscope.LivePortraitDetectFields
 ---@return dashscope.DetectResult? result
 ---@return dashscope.Error? err
@@ -514,6 +520,7 @@ function Client:liveportrait_detect(fields) end
 
 ---Checks a portrait for `emoji` and finds its boxes (model `emoji-detect-v1`, synchronous, billed per
 ---call). A `dashscope.file` is uploaded first.
+---@async
 ---@param fields dashscope.EmojiDetectFields
 ---@return dashscope.EmojiDetectResult? result
 ---@return dashscope.Error? err
@@ -522,6 +529,7 @@ function Client:emoji_detect(fields) end
 ---Submits any asynchronous video-synthesis model, sent as given (the tables are checked for
 ---JSON-ability only). An `oss://` URL anywhere adds `X-DashScope-OssResourceResolve: enable`; a
 ---`dashscope.file` at the top level of `input` is uploaded first (deeper down it raises).
+---@async
 ---@param model string the service model name
 ---@param input table the `input` object
 ---@param parameters? table the `parameters` object (default {})
@@ -532,6 +540,7 @@ function Client:submit(model, input, parameters) end
 ---Uploads a local file for `model` (the temporary upload flow; the URL lasts 48 h and works with
 ---that model only). The model methods do this by themselves for a `dashscope.file` in a URL field.
 ---Raises on a bad model name, or a path that is no readable, non-empty regular file.
+---@async
 ---@param model string the service model name the file is for
 ---@param path string|dashscope.LocalFile a local file path (explicit here), or a `dashscope.file`
 ---@return string? url the `oss://` URL
@@ -548,6 +557,7 @@ function Client:upload(model, path) end
 function Client:task(id, model) end
 
 ---One page of the task list (`GET /tasks`).
+---@async
 ---@param filter? dashscope.TaskFilter
 ---@return dashscope.TaskPage? page
 ---@return dashscope.Error? err
@@ -562,6 +572,7 @@ function Client:tasks(filter) end
 function Client:each_task(filter) end
 
 ---Waits for every task. A task given twice fills both places.
+---@async
 ---@param tasks dashscope.Task[] tasks of this client (an array without holes)
 ---@param opts? dashscope.WaitManyOptions
 ---@return dashscope.ResultList results `results[i]` is task i's result, or nil
@@ -569,6 +580,7 @@ function Client:each_task(filter) end
 function Client:wait_all(tasks, opts) end
 
 ---Waits for the first task to end.
+---@async
 ---@param tasks dashscope.Task[] tasks of this client
 ---@param opts? dashscope.WaitManyOptions
 ---@return dashscope.Task? task the first to end (nil for no tasks)
@@ -652,6 +664,7 @@ function Task:status() end
 function Task:ended() end
 
 ---One status query now.
+---@async
 ---@return dashscope.TaskStatus? status
 ---@return dashscope.Error? err
 function Task:poll() end
@@ -659,6 +672,7 @@ function Task:poll() end
 ---Waits until the task ends, polling on the client's schedule: the result for SUCCEEDED; for
 ---FAILED, CANCELED, UNKNOWN or a passed deadline, `nil, err` (`task:result()` still holds what the
 ---service said).
+---@async
 ---@param opts? dashscope.WaitOptions
 ---@return dashscope.Result? result
 ---@return dashscope.Error? err
@@ -678,6 +692,7 @@ function Task:result() end
 function Task:outcome() end
 
 ---Cancels a task that is still PENDING; otherwise `nil, err` with `UnsupportedOperation`.
+---@async
 ---@return true|nil ok
 ---@return dashscope.Error? err
 function Task:cancel() end
@@ -685,6 +700,7 @@ function Task:cancel() end
 ---Streams the video to `path`, written to a new temporary file beside it (O_EXCL|O_NOFOLLOW, a
 ---random name) and put in place once complete: `path` is the whole video or untouched. Or to an
 ---open file handle (`io.stdout`), as it arrives. A task that has not ended is waited for first.
+---@async
 ---@param path string|file* where to write
 ---@param opts? dashscope.DownloadOptions
 ---@return (string|file*)? path the path written (or the handle)
@@ -707,6 +723,7 @@ local Journal = {}
 
 ---The job's task: the first time, writes the intent, sends `client[method](fields)` and writes its
 ---task id; afterwards the same task, with no request. An ambiguous job is settled first.
+---@async
 ---@param key string the job's key (1 to 1024 bytes, no control characters)
 ---@param method "videoretalk"|"emoji"|"liveportrait"
 ---@param fields table the model's flat table of fields
@@ -731,6 +748,7 @@ function Journal:task(key) end
 
 ---`task:download`, written down: a job saved to `path` before, whose file is still there with its
 ---size, costs no request.
+---@async
 ---@param key string
 ---@param path string
 ---@param opts? dashscope.DownloadOptions
@@ -740,6 +758,7 @@ function Journal:download(key, path, opts) end
 
 ---Settles an ambiguous job from the task list: "submitted" (its task was found) or "new" (it was
 ---never created); other states come back as they are.
+---@async
 ---@param key string
 ---@return dashscope.JobState? state
 ---@return dashscope.Error? err Ambiguous (retry_in, candidates)
