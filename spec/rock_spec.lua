@@ -141,7 +141,10 @@ describe("the rocks (make rock, luarocks install)", function()
       -- the types: in the rock's directory, not on any path
       local rock_dir = must(t.luarocks .. " --tree=" .. quote(t.tree) .. " show --rock-dir dashscope"):match("^(%S+)")
       assert.are.equal(t.tree .. "/lib/luarocks/rocks-" .. t.abi .. "/dashscope/" .. VERSION .. "-1", rock_dir)
-      assert.truthy(must("find " .. quote(rock_dir .. "/types") .. " -name '*.lua'"):find("%.lua\n"), rock_dir)
+      -- as the lua-language-server addon types/README.md describes: config.json beside library/
+      assert.truthy(io.open(rock_dir .. "/types/config.json"), rock_dir)
+      assert.truthy(io.open(rock_dir .. "/types/library/dashscope.lua"), rock_dir)
+      assert.truthy(io.open(rock_dir .. "/types/library/dashscope/uv.lua"), rock_dir)
       assert.is_nil(io.open(t.tree .. "/share/lua/" .. t.abi .. "/types"), "types on package.path")
     end
   end)
@@ -157,5 +160,41 @@ describe("the rocks (make rock, luarocks install)", function()
     local out = must(tree_env(t) .. " lua5.4 -e " .. quote(
       'local h = require("dashscope.hiredis") print(type(h.connect), package.searchpath("dashscope.hiredis", package.cpath))'))
     assert.are.equal("function\t" .. t.tree .. "/lib/lua/5.4/dashscope/hiredis.so\n", out)
+  end)
+
+  -- The Neovim plugin (examples/nvim) over the LuaJIT tree above, as `luarocks --local` users get
+  -- it: setup{ rocks_tree } and nothing else on the paths; :checkhealth, then a job by command.
+  it("serve the Neovim plugin from the LuaJIT tree: :checkhealth dashscope finds it, a job runs", function()
+    if WHY_NOT then return pending(WHY_NOT) end
+    if not shell.run("command -v nvim") then return pending("nvim is not installed (apt-get install neovim)") end
+    local t = targets(tmp)[2]
+    assert.truthy(io.open(t.tree .. "/lib/lua/5.1/dashscope/core.so"), "the case above installs the LuaJIT tree")
+    helper.reset(helper.FAST)
+    local script = tmp .. "/nvim.lua"
+    local f = assert(io.open(script, "w"))
+    f:write([=[
+local notes, out = {}, io.open(os.getenv("DS_OUT"), "w")
+vim.notify = function(m) notes[#notes + 1] = m end
+require("dashscope_nvim").setup { rocks_tree = os.getenv("DS_TREE") }
+vim.cmd("checkhealth dashscope")
+out:write(table.concat(vim.api.nvim_buf_get_lines(0, 0, -1, false), "\n"), "\n")
+vim.cmd("DashscopeLivePortrait https://example.com/face.png https://example.com/a.wav")
+local done = vim.wait(20000, function() return (notes[#notes] or ""):find(" video: ") ~= nil end, 10)
+out:write(table.concat(notes, "\n"), "\n")
+out:close()
+vim.cmd(done and "qall!" or "cquit 1")
+]=])
+    f:close()
+    local found = tmp .. "/nvim.out"
+    local ok, said = shell.run(("cd %s && env -u LUA_PATH -u LUA_CPATH DASHSCOPE_API_KEY=%s DASHSCOPE_HTTP_BASE_URL=%s "
+      .. "DS_TREE=%s DS_OUT=%s timeout 60 nvim --headless --clean --cmd %s -c %s </dev/null"):format(
+      quote(tmp), quote(helper.KEY), quote(helper.BASE_URL), quote(t.tree), quote(found),
+      quote("set rtp^=" .. select(2, shell.run("pwd")):gsub("%s+$", "") .. "/examples/nvim"), quote("luafile " .. script)))
+    local text = helper.read_file(found) or ""
+    assert.is_true(ok, said .. "\n" .. text)
+    assert.truthy(text:find("OK: lua-dashscope " .. VERSION .. ": " .. t.tree .. "/share/lua/5.1/dashscope.lua", 1, true), text)
+    assert.truthy(text:find("OK: C core: " .. t.tree .. "/lib/lua/5.1/dashscope/core.so", 1, true), text)
+    assert.truthy(text:find("OK: service reachable at ", 1, true), text)
+    assert.truthy(text:find("dashscope: task %S+ video: http://127%.0%.0%.1:"), text)
   end)
 end)
