@@ -98,6 +98,18 @@ describe("a journal", function()
     assert.equal(before, #helper.requests("/results/"))
   end)
 
+  -- The order that leaves no file behind a kill at any moment (batch_spec's SIGKILL case once
+  -- found a part file the journal did not know of: the file was made before its name was written).
+  it("writes a download's temporary file name down before the file is made", function()
+    local t = assert(journal:submit("a", "liveportrait", FIELDS(1)))
+    assert(t:wait())
+    local seen
+    assert(journal:download("a", path .. ".mp4", { on_temp = function(tmp)
+      seen = { exists = helper.read_file(tmp) ~= nil, written = (helper.read_file(path) or ""):gsub("\\/", "/"):find(tmp, 1, true) ~= nil }
+    end }))
+    assert.same({ exists = false, written = true }, seen)
+  end)
+
   it("is held by one journal at a time, and the next one opens once it is closed", function()
     local other, err = client:journal(path)
     assert.is_nil(other)

@@ -29,7 +29,7 @@ local OPTIONS = {
   { name = "timeout", type = "number", min = 0.001, doc = "seconds for the whole transfer, retries included (default 3600; Timeout); an unfinished task is waited for first, within the client's wait_timeout, not counted here" },
   { name = "overwrite", type = "boolean", doc = "replace an existing file at path (default false: that is an error); not with a file handle" },
   { name = "max_download", type = "integer", min = 1, doc = "bytes: a larger video is refused (TooLarge) and nothing is kept (default: no cap)" },
-  { name = "on_temp", type = "function", doc = "function(tmp_path) called once the temporary file beside path exists, before a byte is written to it (a journal writes its name down, so that a run killed during the download can remove it); not with a file handle" },
+  { name = "on_temp", type = "function", doc = "function(tmp_path) called with the temporary file's name just before the file is made beside path (a journal writes the name down first, so that a run killed at any moment of the download leaves no file it does not know of); a name found taken is passed over and the next one given; not with a file handle" },
 }
 download.OPTIONS = OPTIONS
 
@@ -123,8 +123,10 @@ local function destination(path)
 end
 
 -- A new temporary file beside `path`, noted in `made` (made.fd, made.tmp) the moment it exists, so
--- that whoever unwinds can remove it. True, or nil and why.
-local function create_temp(path, made)
+-- that whoever unwinds can remove it. Each name goes to announce(name), if given, before the file is
+-- made: a process killed between the two leaves a name written down and no file, never a file whose
+-- name nobody wrote down. True, or nil and why.
+local function create_temp(path, made, announce)
   local why = "no name"
   for _ = 1, TRIES do
     local hex, rerr = core.random_hex(8)
@@ -132,6 +134,7 @@ local function create_temp(path, made)
       return nil, "no random name: " .. tostring(rerr)
     end
     local tmp = path .. ".part-" .. hex
+    if announce then announce(tmp) end
     local fd, err, exists = core.create_new(tmp)
     if fd then
       made.fd, made.tmp = fd, tmp
@@ -160,12 +163,11 @@ end
 
 -- The video into a new temporary file beside `path`, then put in place: the path, or nil and err.
 local function to_file(t, video_url, path, o, made)
-  local created, why = create_temp(path, made) -- the directory is writable: else a clear error, nothing sent
+  local created, why = create_temp(path, made, o.on_temp) -- the directory is writable: else a clear error, nothing sent
   if not created then
     return fail("WriteError", "cannot write beside " .. path .. ": " .. tostring(why), t)
   end
   local fd = made.fd
-  if o.on_temp then o.on_temp(made.tmp) end
   local resp, ferr = transfer(t, video_url, fd:fileno(), o, false)
   if not resp then
     return nil, ferr

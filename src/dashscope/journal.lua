@@ -335,7 +335,7 @@ function Journal:download(key, path, opts)
   for k, v in pairs(opts or {}) do o[k] = v end
   local on_temp = o.on_temp
   o.on_temp = function(tmp)
-    self:_write(key, { saving = path, tmp = tmp }) -- before a byte of it is written
+    self:_write(key, { saving = path, tmp = tmp }) -- before the file is made
     if on_temp then on_temp(tmp) end
   end
   local done, err = t:download(path, o)

@@ -219,7 +219,7 @@
 ---@field timeout? number seconds for the whole transfer, retries included, at least 0.001 (default 3600; Timeout); an unfinished task is waited for first, within the client's wait_timeout, not counted here
 ---@field overwrite? boolean replace an existing file at path (default false: that is an error, FileExists); not with a file handle
 ---@field max_download? integer bytes, at least 1: a larger video is refused (TooLarge) and nothing is kept (default: no cap)
----@field on_temp? fun(tmp_path: string) called once the temporary file beside path exists, before a byte is written to it (a journal writes its name down, so that a run killed during the download can remove it); not with a file handle
+---@field on_temp? fun(tmp_path: string) called with the temporary file's name just before the file is made beside path (a journal writes the name down first, so that a run killed at any moment of the download leaves no file it does not know of); a name found taken is passed over and the next one given; not with a file handle
 
 ---The filter of `client:tasks` and `client:each_task`, all optional (the service's default: the
 ---last 24 h, page 1 of 10).
