@@ -201,6 +201,10 @@ describe("examples/nvim", function()
     assert.is_true(findings.ticks >= 0.7 * findings.wait / 0.010,
       ("%d ticks of 10 ms in %.3f s"):format(findings.ticks, findings.wait))
     assert.is_true(findings.max_gap_ms <= 30, ("a gap of %.1f ms between ticks"):format(findings.max_gap_ms))
+    -- No busy polling: the loop drove the client a few times per status query, no more.
+    local queries = #helper.requests("/tasks/")
+    assert.is_true(findings.drives <= 8 * (queries + 1),
+      ("%d drives of the client for %d status queries"):format(findings.drives, queries))
 
     local health = table.concat(findings.health, "\n")
     print(health)
