@@ -85,11 +85,14 @@ local function run(command, want)
   return findings.notes[#findings.notes]
 end
 local function task_of(note) return note:match("task (%S+)") end
-local function lines_of(name)
+local function buffer(name)
   for _, buf in ipairs(vim.api.nvim_list_bufs()) do
-    if vim.api.nvim_buf_get_name(buf) == name then return vim.api.nvim_buf_get_lines(buf, 0, -1, false) end
+    if vim.api.nvim_buf_get_name(buf) == name then return buf end
   end
   error("no buffer " .. name)
+end
+local function lines_of(name)
+  return vim.api.nvim_buf_get_lines(buffer(name), 0, -1, false)
 end
 local ok, err = pcall(function()
   local image, dir = os.getenv("DS_IMAGE"), os.getenv("DS_DIR")
@@ -101,6 +104,14 @@ local ok, err = pcall(function()
   findings.tasks_buffer = lines_of("dashscope://tasks")
   findings.list = run("DashscopeList model=emoji-v1", "task list: page ")
   findings.list_buffer = lines_of("dashscope://list")
+  -- every state the tasks buffer shows while the downloads run
+  findings.shown = {}
+  vim.api.nvim_buf_attach(buffer("dashscope://tasks"), false, { on_lines = function(_, buf)
+    for _, line in ipairs(vim.api.nvim_buf_get_lines(buf, 1, -1, false)) do
+      local state = line:match("^" .. emoji:gsub("%-", "%%-") .. "%s+%S+%s+%S+%s+(%S+)")
+      if state and state ~= findings.shown[#findings.shown] then findings.shown[#findings.shown + 1] = state end
+    end
+  end })
   findings.saved = run("DashscopeDownload " .. emoji .. " " .. dir .. "/out.mp4", "saved: ")
   findings.not_saved = run("DashscopeDownload " .. emoji .. " " .. dir .. "/out.mp4", "not saved")
   findings.saved_again = run("DashscopeDownload! " .. emoji .. " " .. dir .. "/out.mp4", "saved: ")
@@ -237,6 +248,10 @@ describe("examples/nvim", function()
     assert.truthy(f.not_saved:find("FileExists", 1, true), f.not_saved)
     assert.truthy(f.saved_again:find(" saved: ", 1, true), f.saved_again)
     assert.is_true(f.saved_bytes > 0)
+    -- the tasks buffer showed the download's progress, then where the video was saved
+    assert.truthy(f.shown[1]:find("^saving"), table.concat(f.shown, " "))
+    -- two downloads: the one refused (the file exists) fails before a byte
+    assert.are.same({ "saving", "saved:", "saving", "saved:" }, f.shown)
     assert.truthy(f.canceled:find(" canceled$"), f.canceled)
     assert.truthy(f.misuse:find("unknown field 'video-fsp' (did you mean 'video-fps'?)", 1, true), f.misuse)
     assert.truthy(f.bad_value:find("field 'video_fps' must be an integer from 15 to 30 (got 60)", 1, true), f.bad_value)

@@ -205,12 +205,23 @@ end
 function plugin.download(id, path, overwrite)
   path = vim.fn.expand(path or (id .. ".mp4"))
   plugin.run(function(c)
-    local saved, err = handle(c, id):download(path, { overwrite = overwrite })
+    -- The tasks buffer shows the download's progress: in steps of 5%, or of a MiB when the size
+    -- is not known ahead.
+    local shown
+    local function progress(done, total)
+      local text = total and total > 0 and ("saving %d%%"):format(math.floor(done * 20 / total) * 5)
+        or ("saving %d MiB"):format(math.floor(done / 1048576))
+      if text ~= shown then
+        shown = text
+        view.task(id, { saving = text })
+      end
+    end
+    local saved, err = handle(c, id):download(path, { overwrite = overwrite, on_progress = progress })
+    view.task(id, { saving = false, path = saved or nil })
     if not saved then
       view.error(("task %s not saved: %s"):format(id, tostring(err)))
       return
     end
-    view.task(id, { path = saved })
     view.notify(("task %s saved: %s"):format(id, saved))
   end)
 end

@@ -55,13 +55,13 @@ local function task_lines()
   for _, id in ipairs(order) do
     local r = rows[id]
     lines[#lines + 1] = ("%-37s %-13s %-16s %s"):format(id, r.model or "?", r.status or "?",
-      r.path and ("saved: " .. r.path) or r.video_url or r.error or "")
+      r.saving or r.path and ("saved: " .. r.path) or r.video_url or r.error or "")
   end
   return lines
 end
 
---- Records what is known of task `id` (fields: model, status, video_url, error, path) and
---- refreshes `dashscope://tasks` if it exists.
+--- Records what is known of task `id` (fields: model, status, video_url, error, path, and saving:
+--- a download's progress, false once it has ended) and refreshes `dashscope://tasks` if it exists.
 function view.task(id, fields)
   local r = rows[id]
   if not r then
@@ -70,9 +70,11 @@ function view.task(id, fields)
     order[#order + 1] = id
   end
   for k, v in pairs(fields) do r[k] = v end
-  vim.schedule(function()
+  local function refresh()
     if buffers["dashscope://tasks"] then fill("dashscope://tasks", task_lines()) end
-  end)
+  end
+  -- At once from the main loop (a coroutine of the plugin's); from a libuv callback, later.
+  if vim.in_fast_event() then vim.schedule(refresh) else refresh() end
 end
 
 --- The ids of this session's tasks, newest first (for completion).
