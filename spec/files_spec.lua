@@ -302,6 +302,22 @@ describe("the key file", function()
     local env = { DASHSCOPE_API_KEY_FILE_PATH = dir .. "/key" }
     assert.are.equal("sk-from-file", config.resolve_key(nil, function(name) return env[name] end))
   end)
+
+  it("is named, never shown, by client.key_source", function()
+    local dir = temp_dir()
+    helper.write_file(dir .. "/key", "sk-from-file\n")
+    local env = { DASHSCOPE_API_KEY_FILE_PATH = dir .. "/missing", HOME = dir }
+    assert.are.same({ "sk-from-file", "$DASHSCOPE_API_KEY_FILE_PATH (" .. dir .. "/key)" },
+      { config.resolve_key(nil, function(name) return ({ DASHSCOPE_API_KEY_FILE_PATH = dir .. "/key" })[name] end) })
+    assert(os.execute("mkdir -p " .. quote(dir .. "/.dashscope")))
+    helper.write_file(dir .. "/.dashscope/api_key", "sk-home\n")
+    -- a key file path that reads nothing falls through to the home directory's file
+    assert.are.same({ "sk-home", "~/.dashscope/api_key" },
+      { config.resolve_key(nil, function(name) return env[name] end) })
+    assert.are.equal("api_key_file (" .. dir .. "/key)",
+      dashscope.new({ api_key_file = dir .. "/key", base_url = helper.BASE_URL }).key_source)
+    assert.are.equal("api_key", dashscope.new({ api_key = "sk-x", base_url = helper.BASE_URL }).key_source)
+  end)
 end)
 
 describe("task:download", function()

@@ -2,6 +2,7 @@
 -- nothing sent) and its display (cli/batch_view.lua: plain lines, the live line, --json events, the
 -- summary). No server is needed: the manifests are files in a fresh directory, and the view's
 -- stderr and stdout are captured by putting stand-ins in io.stderr and io.stdout.
+local helper = require("spec.support.helper")
 local dashscope = require("dashscope")
 local manifest = require("dashscope.cli.manifest")
 local batch_view = require("dashscope.cli.batch_view")
@@ -18,11 +19,7 @@ local function temp_dir()
   return dir
 end
 
-local function write(path, content)
-  local f = assert(io.open(path, "wb"))
-  f:write(content)
-  f:close()
-end
+local write = helper.write_file -- (path, content), binary
 
 -- A directory holding a portrait and a speech file (tiny: the manifest only checks they are files).
 local function job_dir()

@@ -43,6 +43,7 @@ function client.new(settings, transport)
   end
   return setmetatable({
     base_url = settings.base_url,
+    key_source = settings.key_source,
     _settings = settings,
     _transport = transport,
     _engine = engine.new(transport, settings, ua),

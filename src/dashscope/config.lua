@@ -127,24 +127,25 @@ local function nonempty(s)
   return nil
 end
 
---- The API key in the official SDK's order (§12.2), or nil and where it was looked for.
-function config.resolve_key(explicit, getenv)
+--- The API key in the official SDK's order (§12.2) and where it came from (`explicit_from`, an
+--- environment variable's name, a file: never the key), or nil.
+function config.resolve_key(explicit, getenv, explicit_from)
   if explicit then
-    return explicit
+    return explicit, explicit_from
   end
   local key = nonempty(getenv("DASHSCOPE_API_KEY"))
   if key then
-    return trim(key)
+    return trim(key), "$DASHSCOPE_API_KEY"
   end
   local file = nonempty(getenv("DASHSCOPE_API_KEY_FILE_PATH"))
   if file then
     key = read_key_file(file)
-    if key then return key end
+    if key then return key, "$DASHSCOPE_API_KEY_FILE_PATH (" .. file .. ")" end
   end
   local home = nonempty(getenv("HOME"))
   if home then
     key = read_key_file(home .. "/.dashscope/api_key")
-    if key then return key end
+    if key then return key, "~/.dashscope/api_key" end
   end
   return nil
 end
@@ -152,10 +153,12 @@ end
 config.NO_KEY = "no API key found: pass api_key to dashscope.new, set DASHSCOPE_API_KEY, "
   .. "or put the key in the file named by DASHSCOPE_API_KEY_FILE_PATH or in ~/.dashscope/api_key"
 
--- The key the options give, or the one the environment gives (resolve_key). Raises when none.
+-- The key the options give, or the one the environment gives (resolve_key), and where it came
+-- from. Raises when none.
 local function api_key(given, getenv)
-  local explicit = given.api_key
+  local explicit, from = given.api_key, "api_key"
   if given.api_key_file then
+    from = "api_key_file (" .. given.api_key_file .. ")"
     if explicit then
       check.fail("dashscope.new", "give api_key or api_key_file, not both", "api_key_file", "usage")
     end
@@ -166,14 +169,15 @@ local function api_key(given, getenv)
         .. " (it must be a readable regular file holding the key)", "api_key_file")
     end
   end
-  local key = config.resolve_key(explicit, getenv)
+  local key
+  key, from = config.resolve_key(explicit, getenv, from)
   if not key then
     check.fail("dashscope.new", config.NO_KEY, "api_key", "required")
   end
   if not check.header_safe(key) then
     check.fail("dashscope.new", "the API key must not contain CR, LF or NUL", "api_key")
   end
-  return key
+  return key, from
 end
 
 --- Checks `opts` and returns the complete settings (defaults and environment applied).
@@ -185,7 +189,7 @@ function config.settings(opts, getenv)
   for k, v in pairs(config.DEFAULTS) do s[k] = v end
   for k, v in pairs(given) do s[k] = v end
 
-  s.api_key = api_key(given, getenv)
+  s.api_key, s.key_source = api_key(given, getenv)
   s.api_key_file = nil
 
   local base, origin = given.base_url, "field 'base_url'"

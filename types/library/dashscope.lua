@@ -484,6 +484,7 @@ function dashscope.file(path) end
 ---(Lua 5.4).
 ---@class dashscope.Client
 ---@field base_url string the service root in use
+---@field key_source string where the API key came from, never the key: "api_key", "api_key_file (PATH)", "$DASHSCOPE_API_KEY", "$DASHSCOPE_API_KEY_FILE_PATH (PATH)" or "~/.dashscope/api_key"
 local Client = {}
 
 ---Lip-syncs a video to new audio (model `videoretalk`). Misuse (a wrong type, a missing or unknown

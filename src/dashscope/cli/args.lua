@@ -74,10 +74,16 @@ local ALIASES = { driven_id = { "driven" }, page_no = { "page" } }
 local BOOLEAN_WORDS = { ["true"] = true, yes = true, on = true, ["1"] = true,
                         ["false"] = false, no = false, off = false, ["0"] = false }
 
+--- Whether a url field's word goes as it is: an http(s):// or oss:// URL, or "" (the Neovim plugin
+--- asks too, before it expands a file name).
+function args.is_url(s)
+  return s == "" or s:find("^https?://") ~= nil or s:find("^oss://") ~= nil
+end
+
 -- A url field's argument is the user's own, on their own machine: anything but an http(s):// or
 -- oss:// URL (or "") names a local file, marked as one (dashscope.file, checked now) and uploaded.
 local function url_value(s, name, command)
-  if s == "" or s:find("^https?://") or s:find("^oss://") then return s end
+  if args.is_url(s) then return s end
   local ok, file = pcall(dashscope.file, s)
   if not ok then
     if not dashscope.is_misuse(file) then error(file, 0) end

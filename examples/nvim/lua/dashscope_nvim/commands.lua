@@ -59,14 +59,10 @@ local function fields_of(command, which)
   return dashscope.task_filter
 end
 
-local function is_url(s)
-  return s == "" or s:find("^https?://") ~= nil or s:find("^oss://") ~= nil
-end
-
 -- The value of option `o` from `word`.
 local function convert(o, word)
   if o.rule.type == "url" then
-    if is_url(word) then return word end
+    if require("dashscope.cli.args").is_url(word) then return word end
     return plugin().library().file(vim.fn.expand(word))
   end
   return o.convert and o.convert(word) or word

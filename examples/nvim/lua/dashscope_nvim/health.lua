@@ -1,5 +1,5 @@
 -- :checkhealth dashscope: the module found (where, which version, which JSON), the API key found
--- (where from: never the key), the service reachable with it (one task-list page, asked without
+-- (where from, as the client says: never the key), the service reachable with it (one task-list page, asked without
 -- blocking the editor's loop, 10 s at most), and the versions of what it runs on.
 local health = {}
 
@@ -8,15 +8,6 @@ local report = vim.health or require("health")
 local function say(kind, ...)
   local fn = report[kind] or report["report_" .. kind]
   fn(...)
-end
-
--- Where the client takes its key from, first found first (docs/reference.md, Environment).
-local function key_source(client_options)
-  if client_options.api_key then return "setup{ client = { api_key } }" end
-  if client_options.api_key_file then return "setup{ client = { api_key_file } }: " .. client_options.api_key_file end
-  if (os.getenv("DASHSCOPE_API_KEY") or "") ~= "" then return "$DASHSCOPE_API_KEY" end
-  if (os.getenv("DASHSCOPE_API_KEY_FILE_PATH") or "") ~= "" then return "$DASHSCOPE_API_KEY_FILE_PATH" end
-  return "~/.dashscope/api_key"
 end
 
 local function check_module(plugin)
@@ -43,7 +34,7 @@ local function check_service(plugin)
     say("error", tostring(client))
     return
   end
-  say("ok", "API key found (" .. key_source(plugin.options().client) .. ")")
+  say("ok", "API key found (" .. client.key_source .. ")")
   local answer
   plugin.run(function(c)
     local page, err = c:tasks { page_size = 1 }

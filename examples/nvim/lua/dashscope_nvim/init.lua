@@ -32,11 +32,6 @@ function plugin.setup(opts)
   options = vim.tbl_deep_extend("force", options, opts)
 end
 
---- A copy of the options in force.
-function plugin.options()
-  return vim.deepcopy(options)
-end
-
 -- Puts `entry` first on package[field], once.
 local function prepend(field, entry)
   if not (";" .. package[field] .. ";"):find(";" .. entry .. ";", 1, true) then
